@@ -1,0 +1,21 @@
+//! Go module proxy rules with no I/O.
+//!
+//! Everything here is pure: parsing and validating module paths and versions
+//! (golang.org/x/mod/module and semver rules), `!` case escaping, parsing a
+//! GOPROXY request path into a typed [`ProxyRequest`], the storage key layout,
+//! module zip checks and `h1:` hashes, and GOPROXY list parsing.
+
+pub mod error;
+pub mod escape;
+pub mod hash;
+pub mod key;
+pub mod module;
+pub mod proxylist;
+pub mod request;
+pub mod version;
+pub mod zipcheck;
+
+pub use error::CoreError;
+pub use module::ModulePath;
+pub use request::{FileKind, ProxyRequest};
+pub use version::{InfoVersion, Version};
