@@ -1,1 +1,260 @@
-//! placeholder
+//! Fetching from upstream Go module proxies with GOPROXY-list semantics.
+//!
+//! A [`Upstream`] walks its proxy list in order: after a not-found answer it
+//! always tries the next proxy; after any other failure it tries the next one
+//! only when the separator after the failed proxy was `|`. Only whole, checked
+//! bodies come out: a truncated body or a timeout is an error, never data.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use sparta_core::proxylist::{Fallthrough, ProxyEntry};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tracing::debug;
+
+/// The one error type of the upstream layer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// Every proxy said not found (400, 404 or 410); `status` is the last one's
+    /// answer mapped to 404 or 410.
+    #[error("{reason}")]
+    NotFound { status: u16, reason: String },
+    /// A proxy did not answer in time.
+    #[error("upstream timed out: {0}")]
+    Timeout(String),
+    /// A proxy failed: 5xx, refused connection, truncated or oversized body.
+    #[error("upstream failed: {0}")]
+    Failed(String),
+}
+
+/// Settings for the upstream client.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// The proxy list, in order.
+    pub proxies: Vec<ProxyEntry>,
+    /// Limit for one whole fetch from one proxy, body included.
+    pub timeout: Duration,
+    /// Limit for establishing a connection.
+    pub connect_timeout: Duration,
+}
+
+/// An HTTP client for a list of upstream proxies.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    proxies: Vec<ProxyEntry>,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Upstream {
+    /// Builds the client; fails only if the TLS stack cannot start.
+    pub fn new(config: UpstreamConfig) -> Result<Self, UpstreamError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("sparta/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| UpstreamError::Failed(format!("cannot build http client: {e}")))?;
+        Ok(Upstream {
+            proxies: config.proxies,
+            client,
+            timeout: config.timeout,
+        })
+    }
+
+    /// The proxy base URLs, for logs.
+    pub fn describe(&self) -> String {
+        self.proxies
+            .iter()
+            .map(|p| p.url.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Fetches a small file (`.info`, `.mod`, list, latest) whole, refusing
+    /// bodies over `limit` bytes. `path` is an escaped proxy path without a
+    /// leading slash, e.g. `github.com/!azure/x/@v/list`.
+    pub async fn fetch_bytes(&self, path: &str, limit: u64) -> Result<Bytes, UpstreamError> {
+        self.walk(path, |proxy| async move {
+            let url = format!("{}/{}", proxy.url, path);
+            let mut buf = BytesMut::new();
+            let started = Instant::now();
+            let response = self.send(&url).await?;
+            let expected = response.content_length();
+            if expected.is_some_and(|n| n > limit) {
+                return Err(UpstreamError::Failed(format!(
+                    "{url}: body of {} bytes is over the {limit}-byte limit",
+                    expected.unwrap_or_default()
+                )));
+            }
+            let mut body = response.bytes_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| body_error(&url, &e))?;
+                if buf.len() as u64 + chunk.len() as u64 > limit {
+                    return Err(UpstreamError::Failed(format!(
+                        "{url}: body is over the {limit}-byte limit"
+                    )));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            check_length(&url, expected, buf.len() as u64)?;
+            debug!(url = %url, bytes = buf.len(), elapsed_ms = started.elapsed().as_millis() as u64, "fetched");
+            Ok(buf.freeze())
+        })
+        .await
+    }
+
+    /// Streams a large file (`.zip`) into `file`, refusing bodies over `limit`
+    /// bytes. On failure the file is emptied before the next proxy is tried.
+    /// Returns the number of bytes written.
+    pub async fn fetch_to_file(
+        &self,
+        path: &str,
+        file: &mut tokio::fs::File,
+        limit: u64,
+    ) -> Result<u64, UpstreamError> {
+        // The closure borrows `file` mutably per attempt; attempts never overlap.
+        let file = tokio::sync::Mutex::new(file);
+        self.walk(path, |proxy| {
+            let file = &file;
+            async move {
+                let url = format!("{}/{}", proxy.url, path);
+                let mut file = file.lock().await;
+                reset_file(&mut file).await?;
+                let response = self.send(&url).await?;
+                let expected = response.content_length();
+                if expected.is_some_and(|n| n > limit) {
+                    return Err(UpstreamError::Failed(format!(
+                        "{url}: body of {} bytes is over the {limit}-byte limit",
+                        expected.unwrap_or_default()
+                    )));
+                }
+                let mut written: u64 = 0;
+                let mut body = response.bytes_stream();
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(|e| body_error(&url, &e))?;
+                    written += chunk.len() as u64;
+                    if written > limit {
+                        return Err(UpstreamError::Failed(format!(
+                            "{url}: body is over the {limit}-byte limit"
+                        )));
+                    }
+                    file.write_all(&chunk)
+                        .await
+                        .map_err(|e| UpstreamError::Failed(format!("spool write failed: {e}")))?;
+                }
+                check_length(&url, expected, written)?;
+                file.flush()
+                    .await
+                    .map_err(|e| UpstreamError::Failed(format!("spool flush failed: {e}")))?;
+                Ok(written)
+            }
+        })
+        .await
+    }
+
+    /// Runs `attempt` against each proxy in turn, following GOPROXY fallthrough
+    /// rules, each attempt bounded by the fetch timeout.
+    async fn walk<'a, T, F, Fut>(&'a self, path: &str, attempt: F) -> Result<T, UpstreamError>
+    where
+        F: Fn(&'a ProxyEntry) -> Fut,
+        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+    {
+        let mut last = UpstreamError::NotFound {
+            status: 404,
+            reason: format!("not found: {path}"),
+        };
+        for proxy in &self.proxies {
+            let result = match tokio::time::timeout(self.timeout, attempt(proxy)).await {
+                Ok(result) => result,
+                Err(_) => Err(UpstreamError::Timeout(format!(
+                    "{}/{path}: no complete answer within {:?}",
+                    proxy.url, self.timeout
+                ))),
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(err @ UpstreamError::NotFound { .. }) => last = err,
+                Err(err) => {
+                    debug!(proxy = %proxy.url, error = %err, "upstream attempt failed");
+                    if proxy.fallthrough == Fallthrough::OnAnyError {
+                        last = err;
+                    } else {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Sends a GET and sorts the status: 2xx passes, 400/404/410 are not found,
+    /// anything else is a failure.
+    async fn send(&self, url: &str) -> Result<reqwest::Response, UpstreamError> {
+        let response = self.client.get(url).send().await.map_err(|e| {
+            if e.is_timeout() {
+                UpstreamError::Timeout(format!("{url}: {e}"))
+            } else {
+                UpstreamError::Failed(format!("{url}: {}", error_chain(&e)))
+            }
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        match status.as_u16() {
+            400 | 404 | 410 => {
+                // Keep upstream's short reason: the go command shows it to users.
+                let text = response.text().await.unwrap_or_default();
+                let reason = text.lines().next().unwrap_or("").trim().to_owned();
+                let reason = if reason.is_empty() {
+                    format!("not found: {url}")
+                } else {
+                    reason.chars().take(512).collect()
+                };
+                Err(UpstreamError::NotFound {
+                    status: if status.as_u16() == 410 { 410 } else { 404 },
+                    reason,
+                })
+            }
+            code => Err(UpstreamError::Failed(format!("{url}: status {code}"))),
+        }
+    }
+}
+
+fn check_length(url: &str, expected: Option<u64>, got: u64) -> Result<(), UpstreamError> {
+    match expected {
+        Some(n) if n != got => Err(UpstreamError::Failed(format!(
+            "{url}: body has {got} bytes, Content-Length said {n}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn body_error(url: &str, e: &reqwest::Error) -> UpstreamError {
+    if e.is_timeout() {
+        UpstreamError::Timeout(format!("{url}: {e}"))
+    } else {
+        UpstreamError::Failed(format!("{url}: body incomplete: {}", error_chain(e)))
+    }
+}
+
+async fn reset_file(file: &mut tokio::fs::File) -> Result<(), UpstreamError> {
+    let io = |e: std::io::Error| UpstreamError::Failed(format!("spool reset failed: {e}"));
+    file.set_len(0).await.map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
+    Ok(())
+}
+
+/// Formats an error with its sources, which reqwest keeps out of `Display`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,1 +1,160 @@
-fn main() {}
+//! `sparta`: a cloud-native Go module proxy.
+
+mod config;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use sparta_server::{AppState, Coordination, Metrics, Proxy, ServiceConfig};
+use sparta_storage::Store;
+use sparta_upstream::{Upstream, UpstreamConfig};
+use tracing::{info, warn};
+
+use crate::config::{LogFormat, ServeArgs, Settings};
+
+/// Sparta, a Go module proxy (GOPROXY server) that stores every module version
+/// once in local or S3-compatible storage and serves it forever after.
+#[derive(Debug, Parser)]
+#[command(name = "sparta", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the GOPROXY protocol.
+    Serve(ServeArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let started = Instant::now();
+            let settings = args.resolve()?;
+            init_logging(settings.log_format);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(serve(settings, started))
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPARTA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(settings: Settings, started: Instant) -> Result<()> {
+    let store = Store::open(&settings.storage, &settings.s3)
+        .await
+        .with_context(|| format!("cannot open storage {}", settings.storage))?;
+    let proxies = sparta_core::proxylist::parse(&settings.upstream)?;
+    let upstream = Upstream::new(UpstreamConfig {
+        proxies,
+        timeout: settings.upstream_timeout,
+        connect_timeout: std::time::Duration::from_secs(10),
+    })?;
+    std::fs::create_dir_all(&settings.spool_dir)
+        .with_context(|| format!("cannot create spool dir {}", settings.spool_dir.display()))?;
+
+    // Leases coordinate fetches across replicas only where the store refuses
+    // a second create of the same key; otherwise each replica fetches alone.
+    let coordination = match store.probe_conditional_put().await {
+        Ok(true) => Coordination::Lease {
+            ttl: settings.lease_ttl,
+        },
+        Ok(false) => {
+            warn!(storage = %store.describe(), "store does not honour write-once puts; fetches are coordinated per replica only");
+            Coordination::Local
+        }
+        Err(e) => {
+            warn!(storage = %store.describe(), error = %e, "could not probe the store for write-once puts; fetches are coordinated per replica only");
+            Coordination::Local
+        }
+    };
+    let metrics = Metrics::new();
+    let holder = format!("{}-{}", hostname(), std::process::id());
+    let proxy = Proxy::new(
+        store.clone(),
+        upstream.clone(),
+        metrics.clone(),
+        ServiceConfig {
+            cache_size: settings.cache_size,
+            list_ttl: settings.list_ttl,
+            negative_ttl: settings.negative_ttl,
+            spool_dir: settings.spool_dir.clone(),
+            coordination,
+            holder,
+        },
+    );
+    let state = Arc::new(AppState {
+        proxy,
+        metrics: metrics.clone(),
+        path_prefix: settings.path_prefix.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    metrics.ready.set(1);
+    if let Some(path) = &settings.ready_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, addr.to_string())?;
+        std::fs::rename(&tmp, path)?;
+    }
+    info!(
+        addr = %addr,
+        storage = %store.describe(),
+        upstream = %upstream.describe(),
+        coordination = ?coordination,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "listening"
+    );
+    sparta_server::serve(listener, state, shutdown_signal(), settings.shutdown_grace).await?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (every Kubernetes rollout) or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => info!(signal = "SIGINT", "shutdown requested"),
+        _ = term => info!(signal = "SIGTERM", "shutdown requested"),
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sparta".to_owned())
+}

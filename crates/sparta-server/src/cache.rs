@@ -1,0 +1,129 @@
+//! The memory tier: small files (`.info`, `.mod`, list, latest, queries)
+//! bounded by bytes, with per-entry freshness for mutable answers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderValue;
+use bytes::Bytes;
+use moka::Expiry;
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+use sha2::{Digest, Sha256};
+
+use crate::metrics::Metrics;
+
+/// A small file ready to serve: body and precomputed headers.
+#[derive(Debug)]
+pub struct CachedFile {
+    pub body: Bytes,
+    pub etag: HeaderValue,
+    pub content_type: &'static str,
+    /// `None` for immutable files; mutable answers expire after this.
+    pub ttl: Option<Duration>,
+}
+
+impl CachedFile {
+    /// An immutable file; its ETag is derived from its storage key, which
+    /// names exactly one content forever.
+    pub fn immutable(key: &str, body: Bytes, content_type: &'static str) -> Arc<Self> {
+        Arc::new(CachedFile {
+            etag: immutable_etag(key),
+            body,
+            content_type,
+            ttl: None,
+        })
+    }
+
+    /// A mutable answer (list, latest, query), fresh for `ttl`.
+    pub fn mutable(body: Bytes, content_type: &'static str, ttl: Duration) -> Arc<Self> {
+        let digest = Sha256::digest(&body);
+        let etag = format!("\"{}\"", hex16(&digest));
+        Arc::new(CachedFile {
+            etag: HeaderValue::from_str(&etag).expect("hex is a valid header"),
+            body,
+            content_type,
+            ttl: Some(ttl),
+        })
+    }
+}
+
+/// The strong ETag of the immutable object stored under `key`.
+pub fn immutable_etag(key: &str) -> HeaderValue {
+    let digest = Sha256::digest(key.as_bytes());
+    HeaderValue::from_str(&format!("\"{}\"", hex16(&digest))).expect("hex is a valid header")
+}
+
+fn hex16(digest: &[u8]) -> String {
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct PerEntryTtl;
+
+impl Expiry<String, Arc<CachedFile>> for PerEntryTtl {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Arc<CachedFile>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        value.ttl
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &Arc<CachedFile>,
+        _updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        value.ttl
+    }
+}
+
+/// The memory cache, keyed by storage key.
+#[derive(Clone)]
+pub struct MemoryCache {
+    cache: Cache<String, Arc<CachedFile>>,
+}
+
+impl MemoryCache {
+    /// A cache holding at most `budget` bytes of keys and bodies.
+    pub fn new(budget: u64, metrics: &Metrics) -> Self {
+        let evictions = metrics.memory_cache_evictions.clone();
+        let cache = Cache::builder()
+            .max_capacity(budget)
+            .weigher(|key: &String, value: &Arc<CachedFile>| {
+                // Bookkeeping overhead per entry is roughly 200 bytes.
+                u32::try_from(key.len() + value.body.len() + 200).unwrap_or(u32::MAX)
+            })
+            .expire_after(PerEntryTtl)
+            .eviction_listener(move |_key, _value, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.inc();
+                }
+            })
+            .build();
+        MemoryCache { cache }
+    }
+
+    /// The cached file under `key`, if present and fresh.
+    pub async fn get(&self, key: &str) -> Option<Arc<CachedFile>> {
+        self.cache.get(key).await
+    }
+
+    /// Caches `file` under `key`.
+    pub async fn insert(&self, key: String, file: Arc<CachedFile>) {
+        self.cache.insert(key, file).await;
+    }
+
+    /// Weighted size in bytes and entry count, for metrics.
+    pub fn usage(&self) -> (u64, u64) {
+        (self.cache.weighted_size(), self.cache.entry_count())
+    }
+
+    /// Runs pending maintenance so usage figures are current.
+    pub async fn sync(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+}

@@ -1,0 +1,101 @@
+//! The server's one error type and its one mapping to HTTP.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sparta_core::CoreError;
+use sparta_storage::StorageError;
+use sparta_upstream::UpstreamError;
+
+/// Why a request could not be answered with content. Cheap to clone, so one
+/// singleflight result can be handed to every waiter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    /// The path is not a valid proxy request (bad module path, version, escape).
+    #[error("{0}")]
+    Invalid(String),
+    /// Nothing is there: 404, or 410 when upstream said gone.
+    #[error("{reason}")]
+    NotFound { status: u16, reason: String },
+    /// A method other than GET or HEAD.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A byte range beyond the end of the file.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable { size: u64 },
+    /// Upstream failed or sent something that breaks the rules.
+    #[error("{0}")]
+    Upstream(String),
+    /// Upstream did not answer in time.
+    #[error("{0}")]
+    UpstreamTimeout(String),
+    /// Storage is unreachable or failed.
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl ProxyError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            // The go command falls through to the next proxy only on 404/410,
+            // so malformed requests are "not found", never 400.
+            ProxyError::Invalid(_) => StatusCode::NOT_FOUND,
+            ProxyError::NotFound { status: 410, .. } => StatusCode::GONE,
+            ProxyError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl From<CoreError> for ProxyError {
+    fn from(e: CoreError) -> Self {
+        ProxyError::Invalid(e.to_string())
+    }
+}
+
+impl From<UpstreamError> for ProxyError {
+    fn from(e: UpstreamError) -> Self {
+        match e {
+            UpstreamError::NotFound { status, reason } => ProxyError::NotFound { status, reason },
+            UpstreamError::Timeout(m) => ProxyError::UpstreamTimeout(m),
+            UpstreamError::Failed(m) => ProxyError::Upstream(m),
+        }
+    }
+}
+
+impl From<StorageError> for ProxyError {
+    fn from(e: StorageError) -> Self {
+        ProxyError::Storage(e.to_string())
+    }
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut body = self.to_string();
+        body.push('\n');
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self {
+            ProxyError::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
+            ProxyError::RangeNotSatisfiable { size } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,141 @@
+//! Singleflight: concurrent requests for the same key share one piece of work.
+//!
+//! The work runs in its own task, so a client that disconnects does not
+//! cancel it for the others waiting on the same key.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+
+use crate::error::ProxyError;
+
+type Flight<V> = Shared<BoxFuture<'static, Result<V, ProxyError>>>;
+
+/// A table of pieces of work under way, by key.
+pub struct Flights<V: Clone + Send + Sync + 'static> {
+    table: Mutex<HashMap<String, Flight<V>>>,
+}
+
+impl<V: Clone + Send + Sync + 'static> Default for Flights<V> {
+    fn default() -> Self {
+        Flights {
+            table: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> Flights<V> {
+    /// Runs `work` unless work for `key` is already under way, in which case
+    /// it waits for that one. Returns the result and whether it joined.
+    pub async fn run<F>(self: &Arc<Self>, key: &str, work: F) -> (Result<V, ProxyError>, bool)
+    where
+        F: Future<Output = Result<V, ProxyError>> + Send + 'static,
+    {
+        let (flight, joined) = {
+            let mut table = self.table.lock().expect("flight table poisoned");
+            match table.get(key) {
+                Some(flight) => (flight.clone(), true),
+                None => {
+                    let this = Arc::clone(self);
+                    let owned_key = key.to_owned();
+                    let task = tokio::spawn(async move {
+                        let result = work.await;
+                        // Removed before waiters see the result: a request that
+                        // arrives later starts afresh and finds what was stored.
+                        this.table
+                            .lock()
+                            .expect("flight table poisoned")
+                            .remove(&owned_key);
+                        result
+                    });
+                    let flight: Flight<V> = async move {
+                        task.await.unwrap_or_else(|e| {
+                            Err(ProxyError::Upstream(format!(
+                                "internal error: fetch task failed: {e}"
+                            )))
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    table.insert(key.to_owned(), flight.clone());
+                    (flight, false)
+                }
+            }
+        };
+        (flight.await, joined)
+    }
+
+    /// Number of keys with work under way.
+    pub fn len(&self) -> usize {
+        self.table.lock().expect("flight table poisoned").len()
+    }
+
+    /// Whether no work is under way.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_run() {
+        let flights: Arc<Flights<u32>> = Arc::default();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut handles = Vec::new();
+        for _ in 0..50 {
+            let flights = Arc::clone(&flights);
+            let runs = Arc::clone(&runs);
+            handles.push(tokio::spawn(async move {
+                flights
+                    .run("k", async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(7)
+                    })
+                    .await
+            }));
+        }
+        let mut joined = 0;
+        for h in handles {
+            let (v, j) = h.await.unwrap();
+            assert_eq!(v, Ok(7));
+            joined += usize::from(j);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(joined, 49);
+        assert!(flights.is_empty());
+    }
+
+    #[tokio::test]
+    async fn dropped_caller_does_not_cancel_the_work() {
+        let flights: Arc<Flights<u32>> = Arc::default();
+        let done = Arc::new(AtomicUsize::new(0));
+        let d = Arc::clone(&done);
+        let first = {
+            let flights = Arc::clone(&flights);
+            tokio::spawn(async move {
+                flights
+                    .run("k", async move {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        d.fetch_add(1, Ordering::SeqCst);
+                        Ok(1)
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        first.abort();
+        let (v, joined) = flights.run("k", async { Ok(2) }).await;
+        assert!(joined, "the second caller joins the first caller's work");
+        assert_eq!(v, Ok(1));
+        assert_eq!(done.load(Ordering::SeqCst), 1);
+    }
+}

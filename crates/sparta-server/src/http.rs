@@ -1,0 +1,312 @@
+//! HTTP handlers: parse the request once into a typed value, call one
+//! service method, turn its answer into a response.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use sparta_core::{FileKind, InfoVersion, ProxyRequest};
+
+use crate::AppState;
+use crate::cache::CachedFile;
+use crate::error::ProxyError;
+use crate::service::{RangeRequest, ZIP, ZipBody};
+
+/// Cache policy for files that never change.
+const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+/// Cache policy for answers that change (list, latest, queries).
+const REVALIDATE: HeaderValue = HeaderValue::from_static("public, max-age=60");
+
+/// The route kind of a request, for metrics; set on every response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    List,
+    Info,
+    Mod,
+    Zip,
+    Latest,
+    Sumdb,
+    Other,
+}
+
+impl RouteKind {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RouteKind::List => "list",
+            RouteKind::Info => "info",
+            RouteKind::Mod => "mod",
+            RouteKind::Zip => "zip",
+            RouteKind::Latest => "latest",
+            RouteKind::Sumdb => "sumdb",
+            RouteKind::Other => "other",
+        }
+    }
+}
+
+/// The one entry point for every request.
+pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let (route, response) = dispatch(&state, request).await;
+    let mut response = response;
+    response.extensions_mut().insert(route);
+    response
+}
+
+async fn dispatch(state: &AppState, request: Request) -> (RouteKind, Response) {
+    let path = request.uri().path();
+    match path {
+        "/healthz" => return (RouteKind::Other, text(StatusCode::OK, "ok\n")),
+        "/readyz" => return (RouteKind::Other, readyz(state).await),
+        "/metrics" => return (RouteKind::Other, metrics(state).await),
+        _ => {}
+    }
+    let Some(rest) = path.strip_prefix(state.path_prefix.as_str()) else {
+        return (
+            RouteKind::Other,
+            ProxyError::Invalid("not found".into()).into_response(),
+        );
+    };
+    if rest.is_empty() || rest == "/" {
+        return (RouteKind::Other, index(state));
+    }
+    let Some(rest) = rest.strip_prefix('/') else {
+        return (
+            RouteKind::Other,
+            ProxyError::Invalid("not found".into()).into_response(),
+        );
+    };
+    if rest.starts_with("sumdb/") {
+        let reply = match sumdb(state, request.method(), rest).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+        return (RouteKind::Sumdb, reply);
+    }
+    let parsed = ProxyRequest::parse(rest);
+    let route = match &parsed {
+        Ok(ProxyRequest::List(_)) => RouteKind::List,
+        Ok(ProxyRequest::Latest(_)) => RouteKind::Latest,
+        Ok(ProxyRequest::Info(..)) => RouteKind::Info,
+        Ok(ProxyRequest::Mod(..)) => RouteKind::Mod,
+        Ok(ProxyRequest::Zip(..)) => RouteKind::Zip,
+        Err(_) => RouteKind::Other,
+    };
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return (route, ProxyError::MethodNotAllowed.into_response());
+    }
+    let result = match parsed {
+        Ok(req) => proxy(state, req, request.headers()).await,
+        Err(e) => Err(ProxyError::from(e)),
+    };
+    (route, result.unwrap_or_else(IntoResponse::into_response))
+}
+
+async fn proxy(
+    state: &AppState,
+    request: ProxyRequest,
+    headers: &HeaderMap,
+) -> Result<Response, ProxyError> {
+    let service = &state.proxy;
+    match request {
+        ProxyRequest::List(m) => Ok(small(service.list(&m).await?, headers)),
+        ProxyRequest::Latest(m) => Ok(small(service.latest(&m).await?, headers)),
+        ProxyRequest::Info(m, InfoVersion::Query(q)) => {
+            let escaped = sparta_core::escape::escape(&q)?;
+            Ok(small(service.query(&m, &escaped).await?, headers))
+        }
+        ProxyRequest::Info(m, InfoVersion::Canonical(v)) => Ok(small(
+            service.small_file(&m, &v, FileKind::Info).await?,
+            headers,
+        )),
+        ProxyRequest::Mod(m, v) => Ok(small(
+            service.small_file(&m, &v, FileKind::Mod).await?,
+            headers,
+        )),
+        ProxyRequest::Zip(m, v) => {
+            let etag = crate::cache::immutable_etag(&sparta_core::key::version_file(
+                &m,
+                &v,
+                FileKind::Zip,
+            ));
+            let range = headers
+                .get(header::RANGE)
+                .and_then(|r| r.to_str().ok())
+                .and_then(RangeRequest::parse)
+                .filter(|_| if_range_matches(headers, &etag));
+            let not_modified = etag_matches(headers, &etag);
+            let body = service
+                .zip(&m, &v, if not_modified { None } else { range })
+                .await?;
+            if not_modified {
+                return Ok(not_modified_response(&body.etag, IMMUTABLE));
+            }
+            Ok(zip_response(body, range.is_some()))
+        }
+    }
+}
+
+/// Serves a small file from memory, honouring `If-None-Match`.
+fn small(file: Arc<CachedFile>, headers: &HeaderMap) -> Response {
+    let cache_control = if file.ttl.is_none() {
+        IMMUTABLE
+    } else {
+        REVALIDATE
+    };
+    if etag_matches(headers, &file.etag) {
+        return not_modified_response(&file.etag, cache_control);
+    }
+    let mut response = Response::new(Body::from(file.body.clone()));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(file.content_type),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.body.len()));
+    h.insert(header::ETAG, file.etag.clone());
+    h.insert(header::CACHE_CONTROL, cache_control);
+    response
+}
+
+fn zip_response(body: ZipBody, partial: bool) -> Response {
+    let ZipBody { stream, etag } = body;
+    let len = stream.range.end - stream.range.start;
+    let status = if partial {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let content_range = format!(
+        "bytes {}-{}/{}",
+        stream.range.start,
+        stream.range.end.saturating_sub(1),
+        stream.info.size
+    );
+    let body = Body::from_stream(
+        stream
+            .body
+            .map(|chunk| chunk.map_err(std::io::Error::other)),
+    );
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ZIP));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::ETAG, etag);
+    h.insert(header::CACHE_CONTROL, IMMUTABLE);
+    if partial && let Ok(v) = HeaderValue::from_str(&content_range) {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    response
+}
+
+fn not_modified_response(etag: &HeaderValue, cache_control: HeaderValue) -> Response {
+    let mut response = StatusCode::NOT_MODIFIED.into_response();
+    response.headers_mut().insert(header::ETAG, etag.clone());
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, cache_control);
+    response
+}
+
+/// `If-None-Match` names this ETag (or `*`).
+fn etag_matches(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let Some(value) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let ours = etag.to_str().unwrap_or_default();
+    value
+        .split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == ours)
+}
+
+/// A `Range` applies unless `If-Range` names something other than this ETag.
+fn if_range_matches(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    match headers.get(header::IF_RANGE) {
+        None => true,
+        Some(v) => v.as_bytes() == etag.as_bytes(),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+async fn readyz(state: &AppState) -> Response {
+    let check =
+        tokio::time::timeout(Duration::from_secs(3), state.proxy.store().check_ready()).await;
+    match check {
+        Ok(Ok(())) => {
+            state.metrics.ready.set(1);
+            text(StatusCode::OK, "ready\n")
+        }
+        Ok(Err(e)) => {
+            state.metrics.ready.set(0);
+            let mut r = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("storage not ready: {e}\n"),
+            )
+                .into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        }
+        Err(_) => {
+            state.metrics.ready.set(0);
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage not ready: timed out\n",
+            )
+        }
+    }
+}
+
+async fn metrics(state: &AppState) -> Response {
+    let cache = state.proxy.cache();
+    cache.sync().await;
+    let (bytes, entries) = cache.usage();
+    state.metrics.memory_cache_bytes.set(bytes as i64);
+    state.metrics.memory_cache_entries.set(entries as i64);
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+fn index(state: &AppState) -> Response {
+    let body = format!(
+        "Sparta Go module proxy {}\n\nUse it with:\n\n    go env -w GOPROXY=http://<this host>{}\n\nEndpoints: $module/@v/list, $module/@v/$version.info|.mod|.zip, $module/@latest, /sumdb/<name>/..., /healthz, /readyz, /metrics\n",
+        env!("CARGO_PKG_VERSION"),
+        state.path_prefix
+    );
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+async fn sumdb(_state: &AppState, _method: &Method, path: &str) -> Result<Response, ProxyError> {
+    Err(ProxyError::NotFound {
+        status: 404,
+        reason: format!("checksum database proxy not configured: {path}"),
+    })
+}

@@ -1,0 +1,217 @@
+//! Prometheus metrics: one struct owns the registry and every family.
+//! Labels are bounded enums only; never a module path, version or client.
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+/// Every metric Sparta exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub http_in_flight: IntGauge,
+    pub http_response_bytes: IntCounterVec,
+    pub cache_lookups: IntCounterVec,
+    pub memory_cache_bytes: IntGauge,
+    pub memory_cache_entries: IntGauge,
+    pub memory_cache_evictions: IntCounter,
+    pub upstream_fetches: IntCounterVec,
+    pub upstream_duration: HistogramVec,
+    pub upstream_in_flight: IntGauge,
+    pub singleflight_saved: IntCounterVec,
+    pub negative_cache_hits: IntCounterVec,
+    pub storage_duration: HistogramVec,
+    pub storage_errors: IntCounterVec,
+    pub sumdb_verifications: IntCounterVec,
+    pub ready: IntGauge,
+    pub lease_mode: IntGaugeVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let latency = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0, 60.0, 120.0,
+        ];
+        let upstream = vec![
+            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+        ];
+        let storage = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0,
+        ];
+        let m = Metrics {
+            http_requests: counter(
+                &r,
+                "sparta_http_requests_total",
+                "HTTP requests served.",
+                &["route", "method", "status"],
+            ),
+            http_duration: histogram(
+                &r,
+                "sparta_http_request_duration_seconds",
+                "Time to response headers.",
+                &["route"],
+                latency,
+            ),
+            http_in_flight: gauge(
+                &r,
+                "sparta_http_requests_in_flight",
+                "HTTP requests being served.",
+            ),
+            http_response_bytes: counter(
+                &r,
+                "sparta_http_response_bytes_total",
+                "Response body bytes sent.",
+                &["route"],
+            ),
+            cache_lookups: counter(
+                &r,
+                "sparta_cache_lookups_total",
+                "Lookups by tier, file kind and result.",
+                &["tier", "kind", "result"],
+            ),
+            memory_cache_bytes: gauge(
+                &r,
+                "sparta_memory_cache_weighted_bytes",
+                "Bytes held by the memory cache.",
+            ),
+            memory_cache_entries: gauge(
+                &r,
+                "sparta_memory_cache_entries",
+                "Entries in the memory cache.",
+            ),
+            memory_cache_evictions: {
+                let c = IntCounter::new(
+                    "sparta_memory_cache_evictions_total",
+                    "Entries evicted from the memory cache for size.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
+            upstream_fetches: counter(
+                &r,
+                "sparta_upstream_fetches_total",
+                "Upstream fetches by outcome.",
+                &["kind", "outcome"],
+            ),
+            upstream_duration: histogram(
+                &r,
+                "sparta_upstream_fetch_duration_seconds",
+                "Upstream fetch duration, body included.",
+                &["kind"],
+                upstream,
+            ),
+            upstream_in_flight: gauge(
+                &r,
+                "sparta_upstream_fetches_in_flight",
+                "Upstream fetches under way.",
+            ),
+            singleflight_saved: counter(
+                &r,
+                "sparta_singleflight_saved_total",
+                "Requests that joined a fetch already under way.",
+                &["kind"],
+            ),
+            negative_cache_hits: counter(
+                &r,
+                "sparta_negative_cache_hits_total",
+                "Not-found answers served from the negative cache.",
+                &["kind"],
+            ),
+            storage_duration: histogram(
+                &r,
+                "sparta_storage_operation_duration_seconds",
+                "Storage operation duration.",
+                &["op", "outcome"],
+                storage,
+            ),
+            storage_errors: counter(
+                &r,
+                "sparta_storage_errors_total",
+                "Failed storage operations.",
+                &["op"],
+            ),
+            sumdb_verifications: counter(
+                &r,
+                "sparta_sumdb_verifications_total",
+                "Checksum database verifications by outcome.",
+                &["outcome"],
+            ),
+            ready: gauge(&r, "sparta_ready", "1 when storage answers."),
+            lease_mode: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "sparta_fetch_coordination",
+                        "1 for the cross-replica fetch coordination in use (lease or local).",
+                    ),
+                    &["mode"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            registry: r,
+        };
+        let build = Gauge::with_opts(
+            Opts::new("sparta_build_info", "Build information.")
+                .const_label("version", env!("CARGO_PKG_VERSION")),
+        )
+        .expect("valid metric");
+        build.set(1.0);
+        m.registry.register(Box::new(build)).expect("unique metric");
+        #[cfg(target_os = "linux")]
+        m.registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique metric");
+        m
+    }
+
+    /// Renders the registry in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("text format is utf-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
