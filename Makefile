@@ -1,0 +1,54 @@
+# Sparta: the verbs people type.
+#   make run    start Sparta on the embedded default (local filesystem store, your GOPROXY as upstream)
+#   make test   install what the tests need, then run every test
+#   make bench  run the benchmarks and write bench/results/<date>.md
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+TOOLS := $(CURDIR)/.tools
+export PATH := $(TOOLS)/bin:$(TOOLS)/go/bin:$(HOME)/go/bin:/usr/local/go/bin:$(PATH)
+
+# Upstream for `make run`: the machine's GOPROXY, less `direct` and `off`.
+UPSTREAM ?= $(shell go env GOPROXY 2>/dev/null | tr ',|' '\n\n' | grep -E '^https?://' | paste -sd, -)
+LISTEN ?= 0.0.0.0:3000
+STORAGE ?= ./sparta-data
+
+.PHONY: help run build release test test-unit test-e2e test-s3 test-deploy lint fmt bench tools go-toolchain clean-tools
+
+help:
+	@grep -E '^#   make' Makefile | sed 's/^#   //'
+
+run: go-toolchain
+	@test -n "$(UPSTREAM)" || { echo "no http(s) entry in 'go env GOPROXY'; run: make run UPSTREAM=https://your.proxy" >&2; exit 1; }
+	$(CARGO) run --release -p sparta -- serve --listen $(LISTEN) --storage $(STORAGE) --upstream "$(UPSTREAM)"
+
+build:
+	$(CARGO) build -p sparta
+
+release:
+	$(CARGO) build --release -p sparta
+
+# The go command is the client of every end-to-end test.
+go-toolchain:
+	@bash scripts/install-go.sh
+
+tools: go-toolchain
+	@bash scripts/s3-server.sh install
+	@bash scripts/install-deploy-tools.sh
+
+test: tools lint
+	$(CARGO) build -p sparta
+	@bash scripts/run-tests.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: go-toolchain
+	@bash bench/run.sh
