@@ -6,7 +6,12 @@ use crate::{FileKind, ModulePath, Version};
 
 /// `github.com/!azure/x/@v/v1.0.0.zip`: an immutable per-version file.
 pub fn version_file(module: &ModulePath, version: &Version, kind: FileKind) -> String {
-    format!("{}/@v/{}.{}", module.escaped(), version.escaped(), kind.ext())
+    format!(
+        "{}/@v/{}.{}",
+        module.escaped(),
+        version.escaped(),
+        kind.ext()
+    )
 }
 
 /// `github.com/!azure/x/@v/list`: the last good list answer (overwritten).
@@ -22,7 +27,11 @@ pub fn latest(module: &ModulePath) -> String {
 /// `_sparta/query/github.com/!azure/x/@v/<escaped query>.info`: the last good
 /// answer to a version query (overwritten).
 pub fn query(module: &ModulePath, escaped_query: &str) -> String {
-    format!("_sparta/query/{}/@v/{}.info", module.escaped(), escaped_query)
+    format!(
+        "_sparta/query/{}/@v/{}.info",
+        module.escaped(),
+        escaped_query
+    )
 }
 
 /// `_sparta/lease/github.com/!azure/x/@v/v1.0.0.zip`: the fetch lease for one file.

@@ -24,6 +24,150 @@ pub struct ProxyEntry {
 /// Parses a GOPROXY list. `direct` and `off` are refused with a clear reason;
 /// entries must be http(s) URLs; the list must not be empty.
 pub fn parse(list: &str) -> Result<Vec<ProxyEntry>, CoreError> {
-    let _ = list;
-    todo!()
+    let invalid = |reason: String| CoreError::InvalidProxyList(reason);
+    let mut entries = Vec::new();
+    let mut rest = list.trim();
+    if rest.is_empty() {
+        return Err(invalid("the list is empty".into()));
+    }
+    while !rest.is_empty() {
+        let (entry, fallthrough, tail) = match rest.find([',', '|']) {
+            Some(i) => {
+                let ft = if rest.as_bytes()[i] == b'|' {
+                    Fallthrough::OnAnyError
+                } else {
+                    Fallthrough::OnNotFound
+                };
+                (&rest[..i], ft, &rest[i + 1..])
+            }
+            None => (rest, Fallthrough::OnNotFound, ""),
+        };
+        rest = tail;
+        let entry = entry.trim();
+        if entry.is_empty() {
+            // The go command skips empty entries, e.g. a trailing comma.
+            continue;
+        }
+        match entry {
+            "direct" => {
+                return Err(invalid(
+                    "\"direct\" is not supported: Sparta fetches only from other module proxies, never from version control".into(),
+                ));
+            }
+            "off" => {
+                return Err(invalid(
+                    "\"off\" is not supported: give at least one upstream proxy URL".into(),
+                ));
+            }
+            _ => {}
+        }
+        entries.push(ProxyEntry {
+            url: check_url(entry).map_err(|why| invalid(format!("{entry:?}: {why}")))?,
+            fallthrough,
+        });
+    }
+    if entries.is_empty() {
+        return Err(invalid("the list names no proxy".into()));
+    }
+    // The last entry has nothing to fall through to.
+    if let Some(last) = entries.last_mut() {
+        last.fallthrough = Fallthrough::OnNotFound;
+    }
+    Ok(entries)
+}
+
+/// Checks that `entry` is an absolute http(s) URL with a host and no query or
+/// fragment, and strips trailing slashes.
+fn check_url(entry: &str) -> Result<String, &'static str> {
+    let lower = entry.to_ascii_lowercase();
+    let after_scheme = if lower.starts_with("https://") {
+        &entry["https://".len()..]
+    } else if lower.starts_with("http://") {
+        &entry["http://".len()..]
+    } else {
+        return Err("not an http:// or https:// URL");
+    };
+    let host = after_scheme.split('/').next().unwrap_or("");
+    if host.is_empty() {
+        return Err("missing host");
+    }
+    if host.contains('@') {
+        return Err("credentials in the URL are not supported");
+    }
+    if entry.contains(['?', '#']) {
+        return Err("a proxy URL has no query or fragment");
+    }
+    if entry.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("whitespace in URL");
+    }
+    Ok(entry.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(url: &str, fallthrough: Fallthrough) -> ProxyEntry {
+        ProxyEntry {
+            url: url.to_owned(),
+            fallthrough,
+        }
+    }
+
+    #[test]
+    fn separators() {
+        assert_eq!(
+            parse("https://a.example/,http://b.example:8080/go|https://c.example").unwrap(),
+            vec![
+                e("https://a.example", Fallthrough::OnNotFound),
+                e("http://b.example:8080/go", Fallthrough::OnAnyError),
+                e("https://c.example", Fallthrough::OnNotFound),
+            ]
+        );
+        assert_eq!(
+            parse("http://127.0.0.1:3000").unwrap(),
+            vec![e("http://127.0.0.1:3000", Fallthrough::OnNotFound)]
+        );
+        assert_eq!(
+            parse("http://[::1]:3000//|").unwrap(),
+            vec![e("http://[::1]:3000", Fallthrough::OnNotFound)]
+        );
+        assert_eq!(
+            parse(" https://a.example , ").unwrap(),
+            vec![e("https://a.example", Fallthrough::OnNotFound)]
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        for bad in [
+            "",
+            " ",
+            ",",
+            ",|",
+            "direct",
+            "https://a.example,direct",
+            "off",
+            "https://a.example|off",
+            "file:///tmp/proxy",
+            "a.example",
+            "ftp://a.example",
+            "https://",
+            "https:///x",
+            "https://user:pw@a.example",
+            "https://a.example/?q",
+            "https://a.example/#f",
+            "https://a .example",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(CoreError::InvalidProxyList(_))),
+                "{bad:?}"
+            );
+        }
+        let msg = parse("https://a.example,direct").unwrap_err().to_string();
+        assert!(
+            msg.contains("direct") && msg.contains("version control"),
+            "{msg}"
+        );
+    }
 }

@@ -1,26 +1,116 @@
 //! Module versions: canonical semantic versions as the go command uses them.
 
-use crate::CoreError;
+use crate::{CoreError, escape};
+use std::cmp::Ordering;
+
+/// Longest version accepted; real versions are far shorter, and the bound
+/// keeps hostile input cheap.
+pub const MAX_VERSION_LEN: usize = 256;
 
 /// A canonical semantic version (`v1.2.3`, `v1.2.3-pre`, `v2.0.0+incompatible`,
-/// pseudo-versions); `semver.Canonical(v) == v` holds for every value.
+/// pseudo-versions); `semver.Canonical(v) == v` holds for every value except
+/// that `+incompatible` is kept, as `module.CanonicalVersion` does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Version {
     version: String,
     escaped: String,
 }
 
+/// The parts of a semver string, as slices of it.
+struct Parsed<'a> {
+    major: &'a str,
+    minor: &'a str,
+    patch: &'a str,
+    /// Empty, or `-` followed by the dot-separated identifiers.
+    prerelease: &'a str,
+    /// Empty, or `+` followed by the build identifiers.
+    build: &'a str,
+}
+
+/// `semver.parse` restricted to the full `vMAJOR.MINOR.PATCH` form.
+fn parse_semver(v: &str) -> Result<Parsed<'_>, &'static str> {
+    let rest = v.strip_prefix('v').ok_or("must start with v")?;
+    let (major, rest) = parse_int(rest)?;
+    let rest = rest.strip_prefix('.').ok_or("must be vMAJOR.MINOR.PATCH")?;
+    let (minor, rest) = parse_int(rest)?;
+    let rest = rest.strip_prefix('.').ok_or("must be vMAJOR.MINOR.PATCH")?;
+    let (patch, rest) = parse_int(rest)?;
+    let (prerelease, rest) = match rest.find('+') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if !prerelease.is_empty() {
+        let ids = prerelease
+            .strip_prefix('-')
+            .ok_or("unexpected text after patch")?;
+        for id in ids.split('.') {
+            check_ident(id)?;
+            if id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("numeric prerelease identifier with a leading zero");
+            }
+        }
+    }
+    if !rest.is_empty() {
+        rest[1..].split('.').try_for_each(check_ident)?;
+    }
+    Ok(Parsed {
+        major,
+        minor,
+        patch,
+        prerelease,
+        build: rest,
+    })
+}
+
+fn parse_int(s: &str) -> Result<(&str, &str), &'static str> {
+    let n = s.bytes().take_while(u8::is_ascii_digit).count();
+    if n == 0 {
+        return Err("missing number");
+    }
+    if n > 1 && s.starts_with('0') {
+        return Err("number with a leading zero");
+    }
+    Ok(s.split_at(n))
+}
+
+fn check_ident(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() {
+        return Err("empty identifier");
+    }
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err("invalid character");
+    }
+    Ok(())
+}
+
 impl Version {
     /// Parses an unescaped canonical version; refuses `v1.2`, `master`, `v1.2.3+meta`.
     pub fn parse(version: &str) -> Result<Self, CoreError> {
-        let _ = version;
-        todo!()
+        let invalid = |reason: &str| CoreError::InvalidVersion {
+            version: version.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if version.len() > MAX_VERSION_LEN {
+            return Err(invalid("too long"));
+        }
+        let p = parse_semver(version).map_err(invalid)?;
+        if !p.build.is_empty() && p.build != "+incompatible" {
+            return Err(invalid("build metadata other than +incompatible"));
+        }
+        let escaped = escape::escape(version).map_err(|_| invalid("cannot be escaped"))?;
+        Ok(Version {
+            version: version.to_owned(),
+            escaped,
+        })
     }
 
     /// Parses a `!`-escaped canonical version.
     pub fn from_escaped(escaped: &str) -> Result<Self, CoreError> {
-        let _ = escaped;
-        todo!()
+        let version = escape::unescape(escaped).map_err(|_| CoreError::InvalidVersion {
+            version: escaped.to_owned(),
+            reason: "invalid escaped version".to_owned(),
+        })?;
+        Self::parse(&version)
     }
 
     /// The version as the go command writes it.
@@ -33,9 +123,14 @@ impl Version {
         &self.escaped
     }
 
+    fn parts(&self) -> Parsed<'_> {
+        // Every Version was parsed on construction.
+        parse_semver(&self.version).expect("a Version is valid semver")
+    }
+
     /// The major version, such as `v2`.
     pub fn major(&self) -> &str {
-        todo!()
+        &self.version[..1 + self.parts().major.len()]
     }
 
     /// Whether the version has a `+incompatible` suffix.
@@ -45,13 +140,49 @@ impl Version {
 
     /// Whether the version is a prerelease (pseudo-versions are).
     pub fn is_prerelease(&self) -> bool {
-        todo!()
+        !self.parts().prerelease.is_empty()
     }
 
     /// Whether the version is a pseudo-version (`module.IsPseudoVersion`).
     pub fn is_pseudo(&self) -> bool {
-        todo!()
+        is_pseudo(&self.version)
     }
+}
+
+/// `module.IsPseudoVersion` for a string already known to be valid semver:
+/// `vX.0.0-yyyymmddhhmmss-rev`, `vX.Y.Z-pre.0.yyyymmddhhmmss-rev` or
+/// `vX.Y.(Z+1)-0.yyyymmddhhmmss-rev`, each with optional build metadata.
+fn is_pseudo(v: &str) -> bool {
+    let Ok(p) = parse_semver(v) else {
+        return false;
+    };
+    let body = &v[..v.len() - p.build.len()];
+    if body.matches('-').count() < 2 {
+        return false;
+    }
+    let Some((head, rev)) = body.rsplit_once('-') else {
+        return false;
+    };
+    if rev.is_empty() || !rev.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let Some(base) = head.len().checked_sub(14).map(|i| &head[..i]) else {
+        return false;
+    };
+    if !head[base.len()..].bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    // `base` is what precedes the timestamp, up to and including its separator.
+    let core_len = 1 + p.major.len() + 1 + p.minor.len() + 1 + p.patch.len();
+    let Some(after_core) = base.get(core_len..) else {
+        return false;
+    };
+    if after_core == "-" {
+        // Form 1 needs a vX.0.0 base.
+        return p.minor == "0" && p.patch == "0";
+    }
+    // Forms 2 and 3: `-0.` or `-<pre>.0.`.
+    after_core == "-0." || (after_core.starts_with('-') && after_core.ends_with(".0."))
 }
 
 impl std::fmt::Display for Version {
@@ -65,12 +196,248 @@ impl std::fmt::Display for Version {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum InfoVersion {
     Canonical(Version),
-    /// An unescaped query; never empty, never contains `/`... see `request`.
+    /// An unescaped query: never empty, ASCII only, at most 256 bytes, and
+    /// made of letters, digits and `-._~+` (see `request`).
     Query(String),
 }
 
-/// Compares two canonical versions by semver precedence (`semver.Compare`).
-pub fn compare(a: &Version, b: &Version) -> std::cmp::Ordering {
-    let _ = (a, b);
-    todo!()
+/// Compares two canonical versions by semver precedence (`semver.Compare`);
+/// build metadata such as `+incompatible` is ignored.
+pub fn compare(a: &Version, b: &Version) -> Ordering {
+    let (pa, pb) = (a.parts(), b.parts());
+    compare_int(pa.major, pb.major)
+        .then_with(|| compare_int(pa.minor, pb.minor))
+        .then_with(|| compare_int(pa.patch, pb.patch))
+        .then_with(|| compare_prerelease(pa.prerelease, pb.prerelease))
+}
+
+/// Compares decimal strings without leading zeros, of any length.
+fn compare_int(x: &str, y: &str) -> Ordering {
+    x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+}
+
+fn compare_prerelease(x: &str, y: &str) -> Ordering {
+    match (x.is_empty(), y.is_empty()) {
+        (true, true) => return Ordering::Equal,
+        // A release sorts after all its prereleases.
+        (true, false) => return Ordering::Greater,
+        (false, true) => return Ordering::Less,
+        (false, false) => {}
+    }
+    let mut xs = x[1..].split('.');
+    let mut ys = y[1..].split('.');
+    loop {
+        match (xs.next(), ys.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(dx), Some(dy)) => {
+                let nx = dx.bytes().all(|b| b.is_ascii_digit());
+                let ny = dy.bytes().all(|b| b.is_ascii_digit());
+                let ord = match (nx, ny) {
+                    (true, true) => compare_int(dx, dy),
+                    // Numeric identifiers sort before alphanumeric ones.
+                    (true, false) => Ordering::Less,
+                    (false, true) => Ordering::Greater,
+                    (false, false) => dx.cmp(dy),
+                };
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn canonical_only() {
+        for ok in [
+            "v0.0.0",
+            "v1.2.3",
+            "v1.2.3-pre",
+            "v1.2.3-pre.1",
+            "v1.2.3-0.20190510104115-cbcb75029529",
+            "v2.0.0+incompatible",
+            "v2.0.0-rc.1+incompatible",
+            "v1.0.0-RC1",
+            "v10.200.3000",
+            "v1.2.3-0a",
+            "v1.2.3-01a",
+        ] {
+            assert_eq!(v(ok).as_str(), ok);
+        }
+        for bad in [
+            "",
+            "v",
+            "1.2.3",
+            "v1",
+            "v1.2",
+            "v1.2.3.4",
+            "v01.2.3",
+            "v1.02.3",
+            "v1.2.03",
+            "master",
+            "latest",
+            "v1.2.3+meta",
+            "v1.2.3+incompatible.x",
+            "v1.2.3-",
+            "v1.2.3-a..b",
+            "v1.2.3-01",
+            "v1.2.3-a_b",
+            "V1.2.3",
+            "v1.2.3 ",
+            "v1.2.3+",
+            "v1.2.3-a+",
+            "v1.2.3-pré",
+        ] {
+            assert!(Version::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(Version::parse(&format!("v1.2.3-{}", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn escaped_versions() {
+        let x = v("v1.0.0-RC1");
+        assert_eq!(x.escaped(), "v1.0.0-!r!c1");
+        assert_eq!(Version::from_escaped("v1.0.0-!r!c1").unwrap(), x);
+        assert!(
+            Version::from_escaped("v1.0.0-RC1").is_err(),
+            "raw uppercase"
+        );
+        assert!(
+            Version::from_escaped("v1.0.0-!1").is_err(),
+            "! before a digit"
+        );
+        assert!(Version::from_escaped("v1.0.0-rc!").is_err(), "trailing !");
+        assert_eq!(v("v2.0.0+incompatible").escaped(), "v2.0.0+incompatible");
+    }
+
+    #[test]
+    fn majors_and_kinds() {
+        assert_eq!(v("v0.1.2").major(), "v0");
+        assert_eq!(v("v12.0.0+incompatible").major(), "v12");
+        assert!(v("v1.0.0-pre").is_prerelease());
+        assert!(!v("v1.0.0").is_prerelease());
+        assert!(!v("v2.0.0+incompatible").is_prerelease());
+        assert!(v("v2.0.0+incompatible").is_incompatible());
+    }
+
+    #[test]
+    fn pseudo_versions() {
+        for p in [
+            "v0.0.0-20190510104115-cbcb75029529",
+            "v1.0.0-20190510104115-cbcb75029529",
+            "v1.2.3-pre.0.20190510104115-cbcb75029529",
+            "v1.2.4-0.20190510104115-cbcb75029529",
+            "v2.0.0-20190510104115-cbcb75029529+incompatible",
+            "v1.2.4-0.20190510104115-cbcb75029529+incompatible",
+            "v1.2.3-a-b.c.0.20190510104115-ABCDEF",
+            // x/mod's pseudo.go test table.
+            "v0.0.0-20060102150405-hash",
+            "v1.0.0-20060102150405-hash",
+            "v2.0.0-20060102150405-hash",
+            "v0.0.1-0.20060102150405-hash",
+            "v1.2.4-0.20060102150405-hash",
+            "v1.2.100000000000000000-0.20060102150405-hash",
+            "v1.2.3-pre.0.20060102150405-hash",
+            "v1.3.0-pre.0.20060102150405-hash",
+            "v0.0.0--.0.20060102150405-hash",
+            "v2.0.1-0.20060102150405-hash+incompatible",
+            "v2.3.0-pre.0.20060102150405-hash+incompatible",
+        ] {
+            assert!(v(p).is_pseudo(), "{p} is a pseudo-version");
+            assert!(v(p).is_prerelease());
+        }
+        for p in [
+            "v1.2.3",
+            "v1.2.3-pre",
+            "v1.2.3-20190510104115-cbcb75029529",
+            "v1.0.0-2019051010411-cbcb75029529",
+            "v1.0.0-201905101041155-cbcb75029529",
+            "v1.2.4-1.20190510104115-cbcb75029529",
+            "v1.2.3-pre.1.20190510104115-cbcb75029529",
+            "v0.0.0-20190510104115-cbcb-75029529",
+            "v0.0.0-2019051010411a-cbcb75029529",
+        ] {
+            assert!(!v(p).is_pseudo(), "{p} is not a pseudo-version");
+        }
+        // Other build metadata is not a Version, but the rule still reads it.
+        assert!(is_pseudo("v1.0.1-0.20060102150405-hash+metadata"));
+        assert!(!is_pseudo("v1.0.1-0.20060102150405-hash+"));
+    }
+
+    #[test]
+    fn precedence() {
+        let ordered = [
+            "v0.0.0-20190510104115-cbcb75029529",
+            "v0.0.0",
+            "v0.1.0",
+            "v1.0.0-0.20190510104115-cbcb75029529",
+            "v1.0.0-alpha",
+            "v1.0.0-alpha.1",
+            "v1.0.0-alpha.beta",
+            "v1.0.0-beta",
+            "v1.0.0-beta.2",
+            "v1.0.0-beta.11",
+            "v1.0.0-rc.1",
+            "v1.0.0",
+            "v1.2.3",
+            "v1.10.0",
+            "v2.0.0",
+            "v10.0.0",
+        ];
+        for (i, a) in ordered.iter().enumerate() {
+            for (j, b) in ordered.iter().enumerate() {
+                assert_eq!(compare(&v(a), &v(b)), i.cmp(&j), "{a} vs {b}");
+            }
+        }
+        assert_eq!(
+            compare(&v("v2.0.0+incompatible"), &v("v2.0.0")),
+            Ordering::Equal
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,40}") {
+            let _ = Version::parse(&s);
+            let _ = Version::from_escaped(&s);
+        }
+
+        #[test]
+        fn valid_versions_round_trip(
+            major in 0u32..100, minor in 0u32..100, patch in 0u32..100,
+            pre in proptest::option::of("[0-9A-Za-z-]{1,8}(\\.[0-9A-Za-z-]{1,8}){0,3}"),
+            incompatible in any::<bool>(),
+        ) {
+            let mut s = format!("v{major}.{minor}.{patch}");
+            if let Some(pre) = &pre {
+                s.push('-');
+                s.push_str(pre);
+            }
+            if incompatible {
+                s.push_str("+incompatible");
+            }
+            let leading_zero = pre.as_deref().is_some_and(|p| p.split('.').any(|id|
+                id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit())));
+            match Version::parse(&s) {
+                Ok(parsed) => {
+                    prop_assert!(!leading_zero);
+                    prop_assert_eq!(Version::from_escaped(parsed.escaped()).unwrap(), parsed.clone());
+                    prop_assert_eq!(compare(&parsed, &parsed), Ordering::Equal);
+                    prop_assert_eq!(parsed.major(), format!("v{major}"));
+                }
+                Err(_) => prop_assert!(leading_zero),
+            }
+        }
+    }
 }

@@ -1,16 +1,24 @@
-//! Module zip rules (golang.org/x/mod/zip): what a zip must be before it is stored.
+//! Module zip rules (golang.org/x/mod/zip CheckZip): what a zip must be before it is stored.
 
+use crate::hash::{Hash1, sha256_exact};
+use crate::module::check_file_path;
 use crate::{CoreError, ModulePath, Version};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::SeekFrom;
 
-/// Largest module zip the go command accepts (500 MiB).
+/// Largest module zip the go command accepts (500 MiB), both the zip file
+/// and the sum of its uncompressed file sizes.
 pub const MAX_ZIP_SIZE: u64 = 500 << 20;
 /// Largest go.mod file the go command accepts (16 MiB).
 pub const MAX_GOMOD_SIZE: u64 = 16 << 20;
+/// Largest LICENSE file the go command accepts (16 MiB).
+pub const MAX_LICENSE_SIZE: u64 = 16 << 20;
 
 /// What a checked zip contains.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZipSummary {
-    /// Number of file entries.
+    /// Number of file entries (directory entries not counted).
     pub files: usize,
     /// Sum of uncompressed file sizes.
     pub uncompressed: u64,
@@ -21,12 +29,460 @@ pub struct ZipSummary {
 /// Checks a module zip against the module zip rules and computes its `h1:`
 /// hash in one pass: every entry under `path@version/`, file names valid
 /// (`module.CheckFilePath`), no duplicate case-folded names, sizes in bounds,
-/// no directories or symlinks, a go.mod only at the root (nested modules excluded).
+/// no symlinks, a go.mod only at the root (a go.mod in a subdirectory means
+/// the zip holds another module's files: refused, as CheckZip does). Empty
+/// directory entries are allowed, as CheckZip allows them. Each entry is
+/// decompressed as a stream and must inflate to exactly its declared size.
 pub fn check_zip<R: std::io::Read + std::io::Seek>(
-    zip: R,
+    mut zip: R,
     module: &ModulePath,
     version: &Version,
 ) -> Result<ZipSummary, CoreError> {
-    let _ = (zip, module, version);
-    todo!()
+    module.check_version(version)?;
+    let zip_size = zip.seek(SeekFrom::End(0)).map_err(io_error)?;
+    if zip_size > MAX_ZIP_SIZE {
+        return Err(invalid(format!(
+            "module zip file is too large ({zip_size} bytes; limit is {MAX_ZIP_SIZE} bytes)"
+        )));
+    }
+    zip.seek(SeekFrom::Start(0)).map_err(io_error)?;
+    let mut archive = zip::ZipArchive::new(zip).map_err(|e| invalid(e.to_string()))?;
+    if archive.has_duplicate_names() {
+        return Err(invalid("multiple entries for the same file".into()));
+    }
+
+    let prefix = format!("{}@{}/", module.as_str(), version.as_str());
+    let mut collisions = Collisions::default();
+    let mut hash = Hash1::new();
+    let mut files = 0usize;
+    let mut total = 0u64;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| invalid(e.to_string()))?;
+        let full = std::str::from_utf8(entry.name_raw())
+            .map_err(|_| invalid("file name is not UTF-8".into()))?
+            .to_owned();
+        let Some(rest) = full.strip_prefix(&prefix) else {
+            return Err(file_error(
+                &full,
+                &format!("path does not have prefix {prefix:?}"),
+            ));
+        };
+        let (name, is_dir) = match rest.strip_suffix('/') {
+            Some(dir) => (dir, true),
+            None => (rest, false),
+        };
+        if is_dir || name.is_empty() {
+            // Go opens directory entries as empty files, and fails on content.
+            if entry.compressed_size() != 0 || entry.size() != 0 {
+                return Err(file_error(&full, "directory entry has content"));
+            }
+            if !name.is_empty() {
+                check_name(name).map_err(|e| file_error(&full, &e))?;
+                collisions
+                    .check(name, true)
+                    .map_err(|e| file_error(&full, &e))?;
+            } else if !rest.is_empty() {
+                return Err(file_error(&full, "file path is not clean"));
+            }
+            hash.add(&full, Sha256::digest([]).into())?;
+            continue;
+        }
+        check_name(name).map_err(|e| file_error(&full, &e))?;
+        collisions
+            .check(name, false)
+            .map_err(|e| file_error(&full, &e))?;
+        let base = name.rsplit('/').next().unwrap_or(name);
+        if base.eq_ignore_ascii_case("go.mod") {
+            if base != name {
+                return Err(file_error(
+                    &full,
+                    "go.mod file not in module root directory",
+                ));
+            }
+            if name != "go.mod" {
+                return Err(file_error(&full, "go.mod files must have lowercase names"));
+            }
+        }
+        if entry
+            .unix_mode()
+            .is_some_and(|mode| mode & 0o170000 == 0o120000)
+        {
+            return Err(file_error(&full, "file is a symbolic link"));
+        }
+        let size = entry.size();
+        total = match total.checked_add(size) {
+            Some(t) if t <= MAX_ZIP_SIZE => t,
+            _ => {
+                return Err(invalid(format!(
+                    "total uncompressed size of module contents too large (max size is {MAX_ZIP_SIZE} bytes)"
+                )));
+            }
+        };
+        if name == "go.mod" && size > MAX_GOMOD_SIZE {
+            return Err(file_error(
+                &full,
+                &format!("go.mod file too large (max size is {MAX_GOMOD_SIZE} bytes)"),
+            ));
+        }
+        if name == "LICENSE" && size > MAX_LICENSE_SIZE {
+            return Err(file_error(
+                &full,
+                &format!("LICENSE file too large (max size is {MAX_LICENSE_SIZE} bytes)"),
+            ));
+        }
+        let digest = sha256_exact(&mut entry, size, &full)?;
+        hash.add(&full, digest)?;
+        files += 1;
+    }
+    Ok(ZipSummary {
+        files,
+        uncompressed: total,
+        h1: hash.finish()?,
+    })
+}
+
+fn invalid(reason: String) -> CoreError {
+    CoreError::InvalidZip(reason)
+}
+
+fn file_error(name: &str, reason: &str) -> CoreError {
+    CoreError::InvalidZip(format!("{name}: {reason}"))
+}
+
+fn io_error(e: std::io::Error) -> CoreError {
+    CoreError::InvalidZip(format!("reading zip: {e}"))
+}
+
+/// `path.Clean(name) == name` and `module.CheckFilePath(name)`.
+fn check_name(name: &str) -> Result<(), String> {
+    if name
+        .split('/')
+        .any(|e| e.is_empty() || e == "." || e == "..")
+    {
+        return Err("file path is not clean".into());
+    }
+    check_file_path(name).map_err(|e| match e {
+        CoreError::InvalidPath { reason, .. } => format!("malformed file path: {reason}"),
+        other => other.to_string(),
+    })
+}
+
+/// Case-insensitive name collisions, including a file that is also a
+/// directory (x/mod/zip collisionChecker).
+#[derive(Default)]
+struct Collisions {
+    seen: HashMap<String, (String, bool)>,
+}
+
+impl Collisions {
+    fn check(&mut self, path: &str, is_dir: bool) -> Result<(), String> {
+        let mut p = path;
+        let mut dir = is_dir;
+        loop {
+            let folded = fold(p);
+            match self.seen.get(&folded) {
+                Some((other, other_dir)) => {
+                    if other != p {
+                        return Err(format!(
+                            "case-insensitive file name collision: {other:?} and {p:?}"
+                        ));
+                    }
+                    if *other_dir != dir {
+                        return Err(format!("entry {p:?} is both a file and a directory"));
+                    }
+                    if !dir {
+                        return Err(format!("multiple entries for file {p:?}"));
+                    }
+                    // Parents of a known directory are known too.
+                    return Ok(());
+                }
+                None => {
+                    self.seen.insert(folded, (p.to_owned(), dir));
+                }
+            }
+            match p.rsplit_once('/') {
+                Some((parent, _)) => {
+                    p = parent;
+                    dir = true;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// A case-folded key: each character maps to the smallest character of its
+/// simple case-folding orbit (approximated with single-character upper and
+/// lower mappings, which covers orbits like `K`/`k`/KELVIN SIGN), then ASCII
+/// is lowered, as x/mod's strToFold does.
+fn fold(s: &str) -> String {
+    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        return s.to_owned();
+    }
+    s.chars().map(fold_char).collect()
+}
+
+fn fold_char(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    let single = |mut it: std::iter::Peekable<std::char::ToLowercase>| -> Option<char> {
+        let first = it.next()?;
+        it.peek().is_none().then_some(first)
+    };
+    let single_upper = |c: char| -> Option<char> {
+        let mut it = c.to_uppercase();
+        let first = it.next()?;
+        it.next().is_none().then_some(first)
+    };
+    // Walk the orbit a few steps; real orbits have at most four members.
+    let mut orbit = vec![c];
+    let mut i = 0;
+    while i < orbit.len() && orbit.len() < 8 {
+        let x = orbit[i];
+        for y in [single(x.to_lowercase().peekable()), single_upper(x)]
+            .into_iter()
+            .flatten()
+        {
+            if !orbit.contains(&y) {
+                orbit.push(y);
+            }
+        }
+        i += 1;
+    }
+    let min = orbit.into_iter().min().unwrap_or(c);
+    min.to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::tests::{FILES, PREFIX, ZIP_H1, build_zip, module_zip};
+    use std::io::{Cursor, Write};
+    use zip::CompressionMethod::{Deflated, Stored};
+
+    fn hello() -> (ModulePath, Version) {
+        (
+            ModulePath::parse("example.com/Hello/v2").unwrap(),
+            Version::parse("v2.1.0-RC1").unwrap(),
+        )
+    }
+
+    fn check(zip: Vec<u8>) -> Result<ZipSummary, CoreError> {
+        let (m, v) = hello();
+        check_zip(Cursor::new(zip), &m, &v)
+    }
+
+    /// A zip of `(name under PREFIX, content)` entries.
+    fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
+        let names: Vec<(String, &str)> = entries
+            .iter()
+            .map(|(n, c)| (format!("{PREFIX}{n}"), *c))
+            .collect();
+        let refs: Vec<(&str, &str)> = names.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+        build_zip(&refs, Deflated)
+    }
+
+    fn refused(zip: Vec<u8>, why: &str) {
+        match check(zip) {
+            Err(CoreError::InvalidZip(msg)) => {
+                assert!(msg.contains(why), "{msg:?} should mention {why:?}")
+            }
+            other => panic!("expected InvalidZip({why}), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn good_zip_passes_with_known_h1() {
+        for method in [Stored, Deflated] {
+            let s = check(module_zip(method)).unwrap();
+            assert_eq!(s.h1, ZIP_H1);
+            assert_eq!(s.files, FILES.len());
+            assert_eq!(
+                s.uncompressed,
+                FILES.iter().map(|(_, c)| c.len() as u64).sum::<u64>()
+            );
+        }
+    }
+
+    #[test]
+    fn directory_entries_are_allowed_and_hashed() {
+        let p = "example.com/m@v1.0.0/";
+        let zip = build_zip(
+            &[
+                (p, ""),
+                (&format!("{p}sub/"), ""),
+                (&format!("{p}go.mod"), "module example.com/m\n"),
+                (&format!("{p}sub/a.go"), "package sub\n"),
+            ],
+            Deflated,
+        );
+        let m = ModulePath::parse("example.com/m").unwrap();
+        let v = Version::parse("v1.0.0").unwrap();
+        let s = check_zip(Cursor::new(zip), &m, &v).unwrap();
+        // Known answer from the go command's dirhash.HashZip on the same zip.
+        assert_eq!(s.h1, "h1:hCzx9aGcscj7PyJKtzU7KrFXka14kRas6Z5NwDaoncg=");
+        assert_eq!(s.files, 2);
+    }
+
+    #[test]
+    fn version_must_fit_module() {
+        let m = ModulePath::parse("example.com/Hello/v2").unwrap();
+        let v = Version::parse("v1.0.0").unwrap();
+        assert!(check_zip(Cursor::new(module_zip(Deflated)), &m, &v).is_err());
+    }
+
+    #[test]
+    fn wrong_prefix() {
+        refused(
+            build_zip(&[("example.com/Hello/v2@v2.1.0/go.mod", "x")], Deflated),
+            "prefix",
+        );
+        refused(
+            build_zip(&[("example.com/hello/v2@v2.1.0-RC1/go.mod", "x")], Deflated),
+            "prefix",
+        );
+        // The escaped form is not the zip's prefix: the real path and version are.
+        refused(
+            build_zip(
+                &[("example.com/!hello/v2@v2.1.0-!r!c1/go.mod", "x")],
+                Deflated,
+            ),
+            "prefix",
+        );
+        refused(build_zip(&[("go.mod", "x")], Deflated), "prefix");
+    }
+
+    #[test]
+    fn bad_names() {
+        refused(zip_of(&[("a/../b.go", "x")]), "not clean");
+        refused(zip_of(&[("./b.go", "x")]), "not clean");
+        refused(zip_of(&[("a//b.go", "x")]), "not clean");
+        refused(zip_of(&[("a*.go", "x")]), "malformed file path");
+        refused(zip_of(&[("con.go", "x")]), "malformed file path");
+        refused(zip_of(&[("x:y", "x")]), "malformed file path");
+        refused(zip_of(&[("a\\b", "x")]), "malformed file path");
+        refused(zip_of(&[("dir./a", "x")]), "malformed file path");
+        // Allowed by CheckFilePath.
+        check(zip_of(&[
+            ("go.mod", "module example.com/Hello/v2\n"),
+            ("-x/.y/a b~1(c).go", "x"),
+        ]))
+        .unwrap();
+    }
+
+    #[test]
+    fn collisions() {
+        refused(zip_of(&[("a.go", "x"), ("A.go", "y")]), "collision");
+        refused(zip_of(&[("x/a.go", "x"), ("X/b.go", "y")]), "collision");
+        refused(
+            zip_of(&[("x", "x"), ("x/b.go", "y")]),
+            "both a file and a directory",
+        );
+        refused(zip_of(&[("é.go", "x"), ("É.go", "y")]), "collision");
+        // KELVIN SIGN folds with k.
+        refused(zip_of(&[("k.go", "x"), ("\u{212A}.go", "y")]), "collision");
+    }
+
+    #[test]
+    fn duplicate_entries() {
+        // Write two same-length names, then rename the second in both headers.
+        let mut zip = zip_of(&[("a.go", "x"), ("b.go", "y")]);
+        let needle = format!("{PREFIX}b.go");
+        let replacement = format!("{PREFIX}a.go");
+        let mut i = 0;
+        while let Some(pos) = find(&zip[i..], needle.as_bytes()) {
+            zip[i + pos..i + pos + needle.len()].copy_from_slice(replacement.as_bytes());
+            i += pos + needle.len();
+        }
+        assert!(check(zip).is_err());
+    }
+
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).position(|w| w == needle)
+    }
+
+    #[test]
+    fn go_mod_rules() {
+        refused(
+            zip_of(&[("sub/go.mod", "module x\n")]),
+            "not in module root",
+        );
+        refused(zip_of(&[("GO.MOD", "module x\n")]), "lowercase");
+        let big = "a".repeat((MAX_GOMOD_SIZE + 1) as usize);
+        let names = [(format!("{PREFIX}go.mod"), big.as_str())];
+        let zip = build_zip(&[(names[0].0.as_str(), names[0].1)], Deflated);
+        refused(zip, "go.mod file too large");
+    }
+
+    #[test]
+    fn symlinks_refused() {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        w.start_file(format!("{PREFIX}go.mod"), opts).unwrap();
+        w.write_all(b"module example.com/Hello/v2\n").unwrap();
+        w.add_symlink(format!("{PREFIX}link"), "go.mod", opts)
+            .unwrap();
+        refused(w.finish().unwrap().into_inner(), "symbolic link");
+    }
+
+    /// Sets the uncompressed size field of every local and central header.
+    fn patch_sizes(zip: &mut [u8], size: u32) {
+        let mut i = 0;
+        while i + 4 <= zip.len() {
+            match &zip[i..i + 4] {
+                b"PK\x03\x04" => zip[i + 22..i + 26].copy_from_slice(&size.to_le_bytes()),
+                b"PK\x01\x02" => zip[i + 24..i + 28].copy_from_slice(&size.to_le_bytes()),
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+
+    #[test]
+    fn sizes_must_not_lie() {
+        let content = "0".repeat(1 << 20);
+        let name = format!("{PREFIX}data.bin");
+        let honest = build_zip(&[(name.as_str(), content.as_str())], Deflated);
+        assert_eq!(check(honest.clone()).unwrap().uncompressed, 1 << 20);
+        // A header that under-declares what the entry inflates to.
+        let mut small = honest.clone();
+        patch_sizes(&mut small, 1000);
+        refused(small, "data.bin");
+        // A header that over-declares it.
+        let mut large = honest.clone();
+        patch_sizes(&mut large, (1 << 20) + 1);
+        refused(large, "does not match its header");
+        // Declared sizes beyond the module limit are refused before inflating.
+        let mut huge = honest;
+        patch_sizes(&mut huge, 600 << 20);
+        refused(huge, "too large");
+    }
+
+    #[test]
+    fn not_a_zip() {
+        assert!(matches!(
+            check(b"not a zip".to_vec()),
+            Err(CoreError::InvalidZip(_))
+        ));
+        let mut truncated = module_zip(Deflated);
+        truncated.truncate(truncated.len() / 2);
+        assert!(matches!(check(truncated), Err(CoreError::InvalidZip(_))));
+        let mut flipped = module_zip(Stored);
+        let pos = find(&flipped, b"space in name").unwrap();
+        flipped[pos] ^= 1;
+        assert!(
+            matches!(check(flipped), Err(CoreError::InvalidZip(_))),
+            "CRC mismatch"
+        );
+    }
+
+    #[test]
+    fn fold_is_case_insensitive() {
+        assert_eq!(fold("ABC/Def"), "abc/def");
+        assert_eq!(fold("É"), fold("é"));
+        assert_eq!(fold("\u{212A}"), "k");
+        assert_eq!(fold("\u{17F}"), "s");
+        assert_ne!(fold("a"), fold("b"));
+    }
 }
