@@ -43,3 +43,32 @@ pub fn lease(module: &ModulePath, version: &Version, kind: FileKind) -> String {
 pub fn sumdb(name: &str, path: &str) -> String {
     format!("_sparta/sumdb/{name}/{path}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::escape_query;
+
+    #[test]
+    fn keys_use_escaped_forms() {
+        let m = ModulePath::parse("github.com/Azure/X").unwrap();
+        let v = Version::parse("v1.0.0-RC1").unwrap();
+        assert_eq!(
+            version_file(&m, &v, FileKind::Zip),
+            "github.com/!azure/!x/@v/v1.0.0-!r!c1.zip"
+        );
+        assert_eq!(list(&m), "github.com/!azure/!x/@v/list");
+        assert_eq!(latest(&m), "github.com/!azure/!x/@latest");
+        assert_eq!(
+            query(&m, &escape_query("Main")),
+            "_sparta/query/github.com/!azure/!x/@v/!main.info"
+        );
+        assert_eq!(
+            lease(&m, &v, FileKind::Info),
+            "_sparta/lease/github.com/!azure/!x/@v/v1.0.0-!r!c1.info"
+        );
+        // Two paths that differ only in case never share a key.
+        let lower = ModulePath::parse("github.com/azure/x").unwrap();
+        assert_ne!(list(&lower), list(&m));
+    }
+}

@@ -10,6 +10,7 @@ pub const MAX_VERSION_LEN: usize = 256;
 /// A canonical semantic version (`v1.2.3`, `v1.2.3-pre`, `v2.0.0+incompatible`,
 /// pseudo-versions); `semver.Canonical(v) == v` holds for every value except
 /// that `+incompatible` is kept, as `module.CanonicalVersion` does.
+/// `Ord` orders by string; use [`compare`] for semver precedence.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Version {
     version: String,
