@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# The bash -c snippets take their arguments as $1, $2: single quotes are meant.
+# shellcheck disable=SC2016
 # Checks every deployment file with real tools, offline:
 #   - the chart's copies (helm/sparta/files/) equal deploy/ byte for byte
 #   - alert rules: promtool check rules, promtool test rules, metrics/labels vs CONTRACTS.md
@@ -12,8 +14,6 @@
 #     (no schema bundle covers these CRDs), structural checks, and renders that must fail
 # Needs: scripts/install-deploy-tools.sh (run first; `make tools` does).
 set -euo pipefail
-# The bash -c snippets take their arguments as $1, $2: single quotes are meant.
-# shellcheck disable=SC2016
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TOOLS=${SPARTA_TOOLS_DIR:-$ROOT/.tools}
