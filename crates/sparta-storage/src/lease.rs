@@ -1,0 +1,160 @@
+//! Leases for cross-replica singleflight, kept as small JSON objects.
+//!
+//! A lease is created with a write-once put. An expired lease is taken over
+//! with a conditional update (`If-Match` on the ETag that was read), so of
+//! two replicas that both see it expired only one wins, and the winner's
+//! fence is one more than the expired holder's.
+//!
+//! Stores without conditional updates (the local filesystem) fall back to
+//! delete-then-create. There, two replicas that see the same expired lease
+//! at the same moment can both end up holding it: the second delete removes
+//! the first one's fresh lease. That costs at most one duplicate upstream
+//! fetch, which is harmless because stored files are write-once.
+//!
+//! Release deletes the lease only if it still names this holder and fence.
+//! S3 has no conditional delete, so a lease that expired and was taken over
+//! between that read and the delete is removed too; its new holder then just
+//! loses the lease early (again at most a duplicate fetch).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+
+use crate::{Lease, StorageError, is_already_exists, obj_path};
+
+/// Attempts before giving up when the lease keeps changing under us.
+const MAX_ATTEMPTS: usize = 4;
+
+/// The stored form of a lease.
+#[derive(Debug, Serialize, Deserialize)]
+struct LeaseRecord {
+    holder: String,
+    fence: u64,
+    expires_at_unix_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn encode(holder: &str, fence: u64, ttl: Duration) -> PutPayload {
+    let record = LeaseRecord {
+        holder: holder.to_string(),
+        fence,
+        expires_at_unix_ms: now_ms().saturating_add(ttl.as_millis() as u64),
+    };
+    // Serialising a struct of strings and integers cannot fail.
+    let json = serde_json::to_vec(&record).unwrap_or_default();
+    PutPayload::from(Bytes::from(json))
+}
+
+pub(crate) async fn try_acquire(
+    store: &dyn ObjectStore,
+    key: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Option<Lease>, StorageError> {
+    let path = obj_path(key);
+    let held = |fence| {
+        Ok(Some(Lease {
+            key: key.to_string(),
+            fence,
+            holder: holder.to_string(),
+        }))
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let create = PutOptions::from(PutMode::Create);
+        match store.put_opts(&path, encode(holder, 1, ttl), create).await {
+            Ok(_) => return held(1),
+            Err(e) if is_already_exists(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+
+        let current = match store.get(&path).await {
+            Ok(r) => r,
+            // Released in between: try to create it again.
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let version = UpdateVersion {
+            e_tag: current.meta.e_tag.clone(),
+            version: current.meta.version.clone(),
+        };
+        let body = match current.bytes().await {
+            Ok(b) => b,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        // An unreadable lease (torn by hand, or from another program) counts
+        // as expired rather than blocking the key forever.
+        let record: Option<LeaseRecord> = serde_json::from_slice(&body).ok();
+        let (expired, old_fence) = match &record {
+            Some(r) => (r.expires_at_unix_ms <= now_ms(), r.fence),
+            None => (true, 0),
+        };
+        if !expired {
+            return Ok(None);
+        }
+        let fence = old_fence + 1;
+
+        let update = PutOptions::from(PutMode::Update(version));
+        match store
+            .put_opts(&path, encode(holder, fence, ttl), update)
+            .await
+        {
+            Ok(_) => {
+                tracing::debug!(key, fence, "took over expired lease");
+                return held(fence);
+            }
+            // Someone else took it over (or released it) first.
+            Err(object_store::Error::Precondition { .. }) => return Ok(None),
+            Err(object_store::Error::NotImplemented { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+
+        // No conditional update here: delete, then create (see module doc).
+        match store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let create = PutOptions::from(PutMode::Create);
+        return match store
+            .put_opts(&path, encode(holder, fence, ttl), create)
+            .await
+        {
+            Ok(_) => held(fence),
+            Err(e) if is_already_exists(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        };
+    }
+    // The lease kept appearing and vanishing: let the caller wait instead.
+    Ok(None)
+}
+
+pub(crate) async fn release(store: &dyn ObjectStore, lease: &Lease) -> Result<(), StorageError> {
+    let path = obj_path(&lease.key);
+    let body = match store.get(&path).await {
+        Ok(r) => match r.bytes().await {
+            Ok(b) => b,
+            Err(object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        },
+        Err(object_store::Error::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let Ok(record) = serde_json::from_slice::<LeaseRecord>(&body) else {
+        return Ok(());
+    };
+    if record.fence != lease.fence || record.holder != lease.holder {
+        return Ok(());
+    }
+    match store.delete(&path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
