@@ -5,19 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-work=$(mktemp -d)
-cleanup() {
-  bash scripts/s3-server.sh stop "$work/s3" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
+cleanup() { bash scripts/s3-server.sh stop >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
-bash scripts/s3-server.sh start "$work/s3" "$work/s3.env"
-# shellcheck disable=SC1091
-set -a; source "$work/s3.env"; set +a
+env_file=$(bash scripts/s3-server.sh start)
+# shellcheck disable=SC1090
+set -a; source "$env_file"; set +a
 
 export SPARTA_BIN="$PWD/target/debug/sparta"
-cargo test --workspace --no-fail-fast -- --test-threads=4
+cargo test --workspace --no-fail-fast
 
 bash scripts/deploy-check.sh
 bash scripts/deploy-prometheus-test.sh

@@ -69,7 +69,10 @@ impl From<UpstreamError> for ProxyError {
 
 impl From<StorageError> for ProxyError {
     fn from(e: StorageError) -> Self {
-        ProxyError::Storage(e.to_string())
+        match e {
+            StorageError::InvalidRange { size } => ProxyError::RangeNotSatisfiable { size },
+            e => ProxyError::Storage(e.to_string()),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod config;
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
