@@ -1,0 +1,1 @@
+//! Cluster tests: several replicas, one S3 bucket, faults.
