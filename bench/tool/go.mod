@@ -1,0 +1,3 @@
+module sparta.bench/tool
+
+go 1.21
