@@ -1,1 +1,11 @@
+//! End-to-end tests: the real `sparta` binary in front of the fixture
+//! upstream (or the machine's own Go module proxy), driven by the real `go`
+//! command and by raw HTTP. Build the binary first: `cargo build -p sparta`.
 
+mod counting;
+mod download;
+mod faults;
+mod gocmd;
+mod hostile;
+mod http;
+mod live;

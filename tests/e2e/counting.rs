@@ -1,0 +1,103 @@
+//! Caching and singleflight, asserted by the fixture's request counts.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use sparta_e2e::{GoEnv, Sparta, fixture, http_client, scratch_module, sha256_hex, version_path};
+
+/// A second download of the same version, from an empty module cache, is
+/// served without asking upstream again; so is a third after a restart
+/// (storage, not memory, holds it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_download_never_reaches_upstream() {
+    let fx = fixture();
+    let module = scratch_module();
+    let prefix = format!("/{module}/");
+    let target = format!("{module}@v1.0.0");
+    let sparta = Sparta::for_fixture(&[]).await;
+
+    let first = GoEnv::new(&sparta.url).download(&[&target]).await;
+    let after_first = fx.stats(&prefix).await;
+    for ext in ["mod", "zip"] {
+        let p = version_path(&module, "v1.0.0", ext);
+        assert_eq!(
+            after_first.get(&p).copied(),
+            Some(1),
+            "first download fetches {p} once: {after_first:?}"
+        );
+    }
+
+    let second = GoEnv::new(&sparta.url).download(&[&target]).await;
+    assert_eq!(first[0]["Sum"], second[0]["Sum"]);
+    assert_eq!(
+        fx.stats(&prefix).await,
+        after_first,
+        "second download reached upstream"
+    );
+
+    let sparta = sparta.restart(&[]).await;
+    let third = GoEnv::new(&sparta.url).download(&[&target]).await;
+    assert_eq!(first[0]["Sum"], third[0]["Sum"]);
+    let after_third = fx.stats(&prefix).await;
+    for ext in ["info", "mod", "zip"] {
+        let p = version_path(&module, "v1.0.0", ext);
+        assert_eq!(
+            after_third.get(&p),
+            after_first.get(&p),
+            "download after a restart reached upstream for {p}"
+        );
+    }
+}
+
+/// 100 concurrent cold requests for one large zip: one upstream fetch, and
+/// every client gets the fixture's exact bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cold_zip_requests_fetch_once() {
+    let fx = fixture();
+    let path = version_path("fixture.test/large", "v1.0.0", "zip");
+    let want = sha256_hex(&fx.truth(&path).await);
+    let before = fx.count(&path).await;
+    let sparta = Sparta::for_fixture(&[]).await;
+    let client = http_client();
+    let url = Arc::new(format!("{}{path}", sparta.url));
+
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let client = client.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                let resp = client.get(url.as_str()).send().await.expect("request");
+                let status = resp.status().as_u16();
+                let mut hasher = Sha256::new();
+                let mut len = 0usize;
+                let mut body = resp.bytes_stream();
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.expect("body chunk");
+                    len += chunk.len();
+                    hasher.update(&chunk);
+                }
+                (status, len, hex::encode(hasher.finalize()))
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.expect("task"));
+    }
+    let bad: Vec<_> = results
+        .iter()
+        .filter(|(status, _, sum)| *status != 200 || *sum != want)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} of 100 responses were wrong, e.g. {:?}",
+        bad.len(),
+        bad.first()
+    );
+    assert_eq!(
+        fx.count(&path).await - before,
+        1,
+        "100 cold requests must reach upstream once"
+    );
+}
