@@ -304,9 +304,47 @@ fn index(state: &AppState) -> Response {
     response
 }
 
-async fn sumdb(_state: &AppState, _method: &Method, path: &str) -> Result<Response, ProxyError> {
-    Err(ProxyError::NotFound {
-        status: 404,
-        reason: format!("checksum database proxy not configured: {path}"),
-    })
+/// `/sumdb/<name>/<path>`: the checksum database relay.
+async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response, ProxyError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ProxyError::MethodNotAllowed);
+    }
+    let rest = path.strip_prefix("sumdb/").unwrap_or(path);
+    let Some((name, file)) = rest.split_once('/') else {
+        return Err(ProxyError::Invalid(format!(
+            "not a checksum database path: {path}"
+        )));
+    };
+    let found = state.proxy.sumdb().proxy(name, file).await;
+    let file = match found {
+        Ok(file) => file,
+        Err(sparta_sumdb::SumdbError::NotFound(reason)) => {
+            return Err(ProxyError::NotFound {
+                status: 404,
+                reason,
+            });
+        }
+        Err(e) => return Err(ProxyError::Upstream(e.to_string())),
+    };
+    state
+        .metrics
+        .cache_lookups
+        .with_label_values(&[file.tier.as_str(), "sumdb", "hit"])
+        .inc();
+    let mut response = Response::new(Body::from(file.body.clone()));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(file.content_type),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.body.len()));
+    h.insert(
+        header::CACHE_CONTROL,
+        if file.immutable {
+            IMMUTABLE
+        } else {
+            REVALIDATE
+        },
+    );
+    Ok(response)
 }

@@ -17,6 +17,7 @@ use moka::future::Cache;
 use sparta_core::zipcheck::{MAX_GOMOD_SIZE, MAX_ZIP_SIZE};
 use sparta_core::{FileKind, ModulePath, Version, key};
 use sparta_storage::{ObjectInfo, ObjectStream, PutOutcome, StorageError, Store};
+use sparta_sumdb::{Sumdb, SumdbError, Verdict};
 use sparta_upstream::Upstream;
 use tracing::{info, warn};
 
@@ -93,6 +94,7 @@ pub struct Proxy {
 struct Inner {
     store: Store,
     upstream: Upstream,
+    sumdb: Sumdb,
     cache: MemoryCache,
     negative: Cache<String, ProxyError>,
     small_flights: Arc<Flights<Arc<CachedFile>>>,
@@ -103,7 +105,13 @@ struct Inner {
 
 impl Proxy {
     /// Builds the service.
-    pub fn new(store: Store, upstream: Upstream, metrics: Metrics, config: ServiceConfig) -> Self {
+    pub fn new(
+        store: Store,
+        upstream: Upstream,
+        sumdb: Sumdb,
+        metrics: Metrics,
+        config: ServiceConfig,
+    ) -> Self {
         let negative = Cache::builder()
             .max_capacity(100_000)
             .time_to_live(config.negative_ttl.max(Duration::from_millis(1)))
@@ -118,6 +126,7 @@ impl Proxy {
                 cache: MemoryCache::new(config.cache_size, &metrics),
                 store,
                 upstream,
+                sumdb,
                 negative,
                 small_flights: Arc::default(),
                 zip_flights: Arc::default(),
@@ -130,6 +139,11 @@ impl Proxy {
     /// The store, for readiness checks.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The checksum database service, for the `/sumdb/` relay.
+    pub fn sumdb(&self) -> &Sumdb {
+        &self.inner.sumdb
     }
 
     /// The memory cache, for metrics.
@@ -246,7 +260,11 @@ impl Proxy {
                     .await?;
                 match file {
                     FileKind::Info => check_info(&body, version)?,
-                    FileKind::Mod => check_gomod(&body, module, version)?,
+                    FileKind::Mod => {
+                        check_gomod(&body, module, version)?;
+                        let verdict = self.inner.sumdb.verify_mod(module, version, &body).await;
+                        self.record_verification(module, version, "mod", verdict)?;
+                    }
                     FileKind::Zip => unreachable!(),
                 }
                 let outcome = self.timed_put(storage_key, body.clone()).await?;
@@ -361,6 +379,8 @@ impl Proxy {
                 warn!(module = %module, version = %version, error = %e, "refused zip from upstream");
                 ProxyError::Upstream(format!("upstream sent a bad zip for {module}@{version}: {e}"))
             })?;
+            let verdict = self.inner.sumdb.verify_zip(module, version, &summary.h1).await;
+            self.record_verification(module, version, "zip", verdict)?;
             let started = Instant::now();
             let outcome = self
                 .timed_storage("put", self.inner.store.put_once_file(storage_key, spool.path()))
@@ -539,6 +559,37 @@ impl Proxy {
                 }
                 _ => Err(e),
             },
+        }
+    }
+
+    /// Counts a checksum verification; any failure refuses the file with a
+    /// 502 (never a 404, so the go command does not try another proxy).
+    fn record_verification(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        file: &'static str,
+        verdict: Result<Verdict, SumdbError>,
+    ) -> Result<(), ProxyError> {
+        let outcome = match &verdict {
+            Ok(Verdict::Verified) => "ok",
+            Ok(Verdict::Skipped) => "skipped",
+            Err(SumdbError::Mismatch { .. }) => "mismatch",
+            Err(_) => "error",
+        };
+        self.inner
+            .metrics
+            .sumdb_verifications
+            .with_label_values(&[outcome])
+            .inc();
+        match verdict {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                warn!(module = %module, version = %version, file, error = %e, "refused: checksum database check failed");
+                Err(ProxyError::Upstream(format!(
+                    "refusing {module}@{version} .{file}: {e}"
+                )))
+            }
         }
     }
 

@@ -84,6 +84,25 @@ pub struct ServeArgs {
     #[arg(long, env = "SPARTA_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
     pub s3_allow_http: Option<bool>,
 
+    /// Checksum database in GOSUMDB form, `name+hash+key [url]`; repeatable. Without a URL it is
+    /// reached through each upstream's /sumdb/<name> [default: the go command's default database].
+    #[arg(long, env = "SPARTA_SUMDB")]
+    #[serde(default)]
+    pub sumdb: Vec<String>,
+
+    /// Modules not verified against the checksum database (GONOSUMDB/GOPRIVATE glob list); repeatable.
+    #[arg(long, env = "SPARTA_NOSUMDB")]
+    #[serde(default)]
+    pub nosumdb: Vec<String>,
+
+    /// Verify every fetched .mod and .zip against the checksum database before storing it [default: true].
+    #[arg(long, env = "SPARTA_SUMDB_VERIFY", num_args = 0..=1, default_missing_value = "true")]
+    pub sumdb_verify: Option<bool>,
+
+    /// Store modules unverified (logged loudly) when the checksum database cannot be reached.
+    #[arg(long, env = "SPARTA_SUMDB_FAIL_OPEN", num_args = 0..=1, default_missing_value = "true")]
+    pub sumdb_fail_open: Option<bool>,
+
     /// Write the bound address to this file once listening (for scripts and tests).
     #[arg(long, env = "SPARTA_READY_FILE")]
     pub ready_file: Option<PathBuf>,
@@ -112,7 +131,36 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub lease_ttl: Duration,
     pub s3: sparta_storage::S3Options,
+    pub sumdb: Vec<String>,
+    pub nosumdb: Vec<String>,
+    pub sumdb_verify: bool,
+    pub sumdb_fail_open: bool,
     pub ready_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// The checksum database settings, with sources resolved against the upstreams.
+    pub fn sumdb_config(&self) -> Result<sparta_sumdb::SumdbConfig> {
+        let upstreams: Vec<String> = sparta_core::proxylist::parse(&self.upstream)?
+            .into_iter()
+            .map(|p| p.url)
+            .collect();
+        let databases = if self.sumdb.is_empty() {
+            vec![sparta_sumdb::Sumdb::default_database(&upstreams)]
+        } else {
+            self.sumdb
+                .iter()
+                .map(|spec| sparta_sumdb::Sumdb::parse_database(spec, &upstreams))
+                .collect::<Result<_, _>>()
+                .context("invalid --sumdb")?
+        };
+        Ok(sparta_sumdb::SumdbConfig {
+            databases,
+            nosumdb: self.nosumdb.clone(),
+            verify: self.sumdb_verify,
+            fail_open: self.sumdb_fail_open,
+        })
+    }
 }
 
 impl ServeArgs {
@@ -168,6 +216,10 @@ impl ServeArgs {
                 path_style: a.s3_path_style.unwrap_or(false),
                 allow_http: a.s3_allow_http.unwrap_or(false),
             },
+            sumdb: a.sumdb,
+            nosumdb: a.nosumdb,
+            sumdb_verify: a.sumdb_verify.unwrap_or(true),
+            sumdb_fail_open: a.sumdb_fail_open.unwrap_or(false),
             ready_file: a.ready_file,
         })
     }
@@ -192,6 +244,18 @@ impl ServeArgs {
             s3_region: self.s3_region.or(file.s3_region),
             s3_path_style: self.s3_path_style.or(file.s3_path_style),
             s3_allow_http: self.s3_allow_http.or(file.s3_allow_http),
+            sumdb: if self.sumdb.is_empty() {
+                file.sumdb
+            } else {
+                self.sumdb
+            },
+            nosumdb: if self.nosumdb.is_empty() {
+                file.nosumdb
+            } else {
+                self.nosumdb
+            },
+            sumdb_verify: self.sumdb_verify.or(file.sumdb_verify),
+            sumdb_fail_open: self.sumdb_fail_open.or(file.sumdb_fail_open),
             ready_file: self.ready_file.or(file.ready_file),
         }
     }

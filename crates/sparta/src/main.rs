@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use sparta_server::{AppState, Coordination, Metrics, Proxy, ServiceConfig};
 use sparta_storage::Store;
+use sparta_sumdb::Sumdb;
 use sparta_upstream::{Upstream, UpstreamConfig};
 use tracing::{info, warn};
 
@@ -28,6 +29,14 @@ struct Cli {
 enum Command {
     /// Serve the GOPROXY protocol.
     Serve(ServeArgs),
+    /// Re-check every stored .zip and .mod against the checksum database.
+    Verify {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Delete the files that fail.
+        #[arg(long)]
+        delete: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -37,13 +46,57 @@ fn main() -> Result<()> {
             let started = Instant::now();
             let settings = args.resolve()?;
             init_logging(settings.log_format);
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?
-                .block_on(serve(settings, started))
+            runtime()?.block_on(serve(settings, started))
+        }
+        Command::Verify { args, delete } => {
+            let settings = args.resolve()?;
+            init_logging(settings.log_format);
+            let ok = runtime()?.block_on(verify(settings, delete))?;
+            if !ok {
+                std::process::exit(1);
+            }
+            Ok(())
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Walks the store and re-checks every stored file; true when all passed.
+async fn verify(settings: Settings, delete: bool) -> Result<bool> {
+    let store = Store::open(&settings.storage, &settings.s3)
+        .await
+        .with_context(|| format!("cannot open storage {}", settings.storage))?;
+    let sumdb = Sumdb::new(settings.sumdb_config()?, store.clone())?;
+    let interactive = std::io::stderr().is_terminal();
+    let report = sparta_sumdb::verify_store(&store, &sumdb, delete, |p| {
+        if interactive {
+            eprint!("\r\x1b[2K[{}/{}] {}", p.done, p.total, p.key);
+        } else if p.done % 100 == 0 || p.done == p.total {
+            eprintln!("[{}/{}] checked", p.done, p.total);
+        }
+    })
+    .await?;
+    if interactive {
+        eprintln!();
+    }
+    for failure in &report.failures {
+        let deleted = if failure.deleted { " (deleted)" } else { "" };
+        println!("FAIL {}{deleted}: {}", failure.key, failure.reason);
+    }
+    println!(
+        "checked {} files: {} verified, {} skipped, {} failed",
+        report.total,
+        report.verified,
+        report.skipped,
+        report.failures.len()
+    );
+    Ok(report.failures.is_empty())
 }
 
 fn init_logging(format: LogFormat) {
@@ -87,11 +140,24 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
             Coordination::Local
         }
     };
+    let sumdb_config = settings.sumdb_config()?;
+    if !sumdb_config.verify {
+        warn!("checksum verification is off: modules are stored as upstream serves them");
+    } else if sumdb_config.fail_open {
+        warn!("checksum database failures fail open: modules may be stored unverified");
+    }
+    let databases: Vec<String> = sumdb_config
+        .databases
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
+    let sumdb = Sumdb::new(sumdb_config, store.clone())?;
     let metrics = Metrics::new();
     let holder = format!("{}-{}", hostname(), std::process::id());
     let proxy = Proxy::new(
         store.clone(),
         upstream.clone(),
+        sumdb,
         metrics.clone(),
         ServiceConfig {
             cache_size: settings.cache_size,
@@ -122,6 +188,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         storage = %store.describe(),
         upstream = %upstream.describe(),
         coordination = ?coordination,
+        sumdb = ?databases,
         startup_ms = started.elapsed().as_millis() as u64,
         "listening"
     );
