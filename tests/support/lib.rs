@@ -351,6 +351,7 @@ pub struct Sparta {
     pub storage: PathBuf,
     log: PathBuf,
     upstream: String,
+    env: Vec<(String, String)>,
     /// Root of this instance's temporary files; storage and spool live inside.
     pub dir: std::sync::Arc<TempDir>,
 }
@@ -363,6 +364,8 @@ pub struct SpartaOptions {
     pub dir: Option<std::sync::Arc<TempDir>>,
     /// Extra flags after the standard ones.
     pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl SpartaOptions {
@@ -372,7 +375,19 @@ impl SpartaOptions {
             upstream: upstream.to_string(),
             dir: None,
             args: Vec::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// Options for Sparta in front of the shared fixture. Fixture modules
+    /// are not in any checksum database, so they are exempt from checks, as
+    /// private modules are (the go command's side runs with GOSUMDB=off).
+    /// Set through the environment so a binary without the flag still starts.
+    pub fn fixture() -> Self {
+        let mut o = SpartaOptions::new(&fixture().url);
+        o.env
+            .push(("SPARTA_NOSUMDB".to_string(), "fixture.test".to_string()));
+        o
     }
 
     /// Adds extra flags.
@@ -385,7 +400,7 @@ impl SpartaOptions {
 impl Sparta {
     /// Starts Sparta in front of the shared fixture.
     pub async fn for_fixture(extra: &[&str]) -> Sparta {
-        Sparta::start(SpartaOptions::new(&fixture().url).args(extra)).await
+        Sparta::start(SpartaOptions::fixture().args(extra)).await
     }
 
     /// Starts Sparta and waits until it has written its ready file.
@@ -420,7 +435,14 @@ impl Sparta {
             .arg(&spool)
             .arg("--upstream")
             .arg(&opts.upstream)
+            // Fixture modules have no checksum database records unless a test
+            // brings its own database (`--sumdb ...`).
+            .args(
+                (!opts.args.iter().any(|a| a.starts_with("--sumdb")))
+                    .then_some("--sumdb-verify=false"),
+            )
             .args(&opts.args)
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log fd"))
@@ -456,6 +478,7 @@ impl Sparta {
             storage,
             log,
             upstream: opts.upstream,
+            env: opts.env,
             dir,
         }
     }
@@ -465,11 +488,13 @@ impl Sparta {
         self.stop();
         let dir = self.dir.clone();
         let upstream = self.upstream.clone();
+        let env = self.env.clone();
         drop(self);
         Sparta::start(SpartaOptions {
             upstream,
             dir: Some(dir),
             args: extra.iter().map(|s| s.to_string()).collect(),
+            env,
         })
         .await
     }
