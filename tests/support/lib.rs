@@ -352,6 +352,7 @@ pub struct Sparta {
     log: PathBuf,
     upstream: String,
     env: Vec<(String, String)>,
+    fixture_defaults: bool,
     /// Root of this instance's temporary files; storage and spool live inside.
     pub dir: std::sync::Arc<TempDir>,
 }
@@ -366,6 +367,9 @@ pub struct SpartaOptions {
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// In front of the fixture: checksum verification off unless the test
+    /// brings its own database (`--sumdb ...`).
+    pub fixture_defaults: bool,
 }
 
 impl SpartaOptions {
@@ -376,18 +380,19 @@ impl SpartaOptions {
             dir: None,
             args: Vec::new(),
             env: Vec::new(),
+            fixture_defaults: false,
         }
     }
 
     /// Options for Sparta in front of the shared fixture. Fixture modules
-    /// are not in any checksum database, so they are exempt from checks, as
-    /// private modules are (the go command's side runs with GOSUMDB=off).
-    /// Set through the environment so a binary without the flag still starts.
+    /// are in no checksum database, so verification is off (the go
+    /// command's side runs with GOSUMDB=off too) unless the test passes
+    /// `--sumdb ...` flags of its own.
     pub fn fixture() -> Self {
-        let mut o = SpartaOptions::new(&fixture().url);
-        o.env
-            .push(("SPARTA_NOSUMDB".to_string(), "fixture.test".to_string()));
-        o
+        SpartaOptions {
+            fixture_defaults: true,
+            ..SpartaOptions::new(&fixture().url)
+        }
     }
 
     /// Adds extra flags.
@@ -435,10 +440,8 @@ impl Sparta {
             .arg(&spool)
             .arg("--upstream")
             .arg(&opts.upstream)
-            // Fixture modules have no checksum database records unless a test
-            // brings its own database (`--sumdb ...`).
             .args(
-                (!opts.args.iter().any(|a| a.starts_with("--sumdb")))
+                (opts.fixture_defaults && !opts.args.iter().any(|a| a.starts_with("--sumdb")))
                     .then_some("--sumdb-verify=false"),
             )
             .args(&opts.args)
@@ -479,6 +482,7 @@ impl Sparta {
             log,
             upstream: opts.upstream,
             env: opts.env,
+            fixture_defaults: opts.fixture_defaults,
             dir,
         }
     }
@@ -489,12 +493,14 @@ impl Sparta {
         let dir = self.dir.clone();
         let upstream = self.upstream.clone();
         let env = self.env.clone();
+        let fixture_defaults = self.fixture_defaults;
         drop(self);
         Sparta::start(SpartaOptions {
             upstream,
             dir: Some(dir),
             args: extra.iter().map(|s| s.to_string()).collect(),
             env,
+            fixture_defaults,
         })
         .await
     }
