@@ -337,7 +337,37 @@ pub fn sparta_bin() -> PathBuf {
         "sparta binary not found at {}: run `cargo build -p sparta` first (or set SPARTA_BIN)",
         bin.display()
     );
+    static WARNED: OnceLock<()> = OnceLock::new();
+    WARNED.get_or_init(|| {
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        let newest = newest_source(&workspace_root().join("crates"));
+        if let (Some(built), Some(newest)) = (built, newest)
+            && newest > built
+        {
+            eprintln!(
+                "warning: {} is older than the sources in crates/: run `cargo build -p sparta`",
+                bin.display()
+            );
+        }
+    });
     bin
+}
+
+/// The newest modification time of any file under a directory.
+fn newest_source(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).ok()?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                newest = newest.max(Some(t));
+            }
+        }
+    }
+    newest
 }
 
 /// A running Sparta with its own temporary storage; killed on drop.
