@@ -143,9 +143,14 @@ fn percent_decode(raw: &str) -> Result<String, CoreError> {
                 .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
                 .ok_or_else(|| invalid_request("bad percent-encoding"))?;
             // Two hex digits always fit a byte.
-            out.push(
-                u8::from_str_radix(hex, 16).map_err(|_| invalid_request("bad percent-encoding"))?,
-            );
+            let decoded =
+                u8::from_str_radix(hex, 16).map_err(|_| invalid_request("bad percent-encoding"))?;
+            // The go command never encodes a path separator; an encoded one
+            // only ever hides a path from checks made before decoding.
+            if decoded == b'/' || decoded == b'\\' {
+                return Err(invalid_request("encoded path separator"));
+            }
+            out.push(decoded);
             i += 3;
         } else {
             out.push(b);
@@ -338,10 +343,20 @@ mod tests {
     }
 
     #[test]
-    fn percent_decoding_of_slash_gives_a_real_slash() {
-        // As Go's HTTP servers do: %2f decodes before routing, then the path rules apply.
+    fn encoded_separators_are_refused() {
+        // The go command never encodes `/`; an encoded one is always hostile.
+        for p in [
+            "github.com%2fx%2fy/@v/list",
+            "github.com/x%2Fy/@v/list",
+            "github.com/x/y%5c/@v/list",
+        ] {
+            assert!(
+                matches!(ProxyRequest::parse(p), Err(CoreError::InvalidRequest(_))),
+                "{p}"
+            );
+        }
         assert_eq!(
-            parse("github.com%2fx%2fy/@v/list"),
+            parse("github.com/x/y/@v/list"),
             ProxyRequest::List(m("github.com/x/y"))
         );
     }

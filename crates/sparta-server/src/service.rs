@@ -804,13 +804,21 @@ fn check_info(body: &[u8], version: &Version) -> Result<(), ProxyError> {
     }
 }
 
-/// An upstream go.mod must be UTF-8 text (the go command parses it later).
+/// An upstream go.mod must be UTF-8 text with a module directive. The path
+/// it names may differ from the request (renamed modules), and the go command
+/// reports that itself, so only corruption is refused here.
 fn check_gomod(body: &[u8], module: &ModulePath, version: &Version) -> Result<(), ProxyError> {
-    std::str::from_utf8(body).map(|_| ()).map_err(|_| {
+    let text = std::str::from_utf8(body).map_err(|_| {
         ProxyError::Upstream(format!(
             "upstream go.mod for {module}@{version} is not UTF-8"
         ))
-    })
+    })?;
+    match sparta_core::gomod::module_directive(text) {
+        Some(_) => Ok(()),
+        None => Err(ProxyError::Upstream(format!(
+            "upstream go.mod for {module}@{version} has no module directive"
+        ))),
+    }
 }
 
 fn check_mutable(kind: Kind, body: &[u8]) -> Result<(), ProxyError> {
