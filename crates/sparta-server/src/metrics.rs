@@ -190,6 +190,7 @@ impl Metrics {
         )
         .expect("valid metric");
         build.set(1.0);
+        m.touch_known_series();
         m.registry.register(Box::new(build)).expect("unique metric");
         #[cfg(target_os = "linux")]
         m.registry
@@ -198,6 +199,25 @@ impl Metrics {
             ))
             .expect("unique metric");
         m
+    }
+
+    /// Creates the series alerts and dashboards divide by, at zero, so a rate
+    /// over them exists before the first event (a counter that appears at 1
+    /// hides its first increase from `rate`).
+    fn touch_known_series(&self) {
+        for outcome in ["ok", "mismatch", "error", "skipped"] {
+            self.sumdb_verifications.with_label_values(&[outcome]);
+        }
+        for kind in ["info", "mod", "zip", "list", "latest", "query"] {
+            for outcome in ["ok", "not_found", "error", "timeout", "invalid"] {
+                self.upstream_fetches.with_label_values(&[kind, outcome]);
+            }
+            self.singleflight_saved.with_label_values(&[kind]);
+            self.negative_cache_hits.with_label_values(&[kind]);
+        }
+        for op in ["get", "head", "put", "list", "delete"] {
+            self.storage_errors.with_label_values(&[op]);
+        }
     }
 
     /// Renders the registry in the Prometheus text format.
