@@ -1,1 +1,10 @@
-//! Cluster tests: several replicas, one S3 bucket, faults.
+//! Cluster tests: several replicas, one S3 bucket, faults. They need the S3
+//! test server (`SPARTA_TEST_S3_*`, see scripts/s3-server.sh) and a built
+//! binary (`cargo build -p sparta`). They run one at a time: one of them
+//! stops the shared S3 server.
+
+mod faults;
+mod go_client;
+mod replicas;
+mod shutdown;
+mod support;
