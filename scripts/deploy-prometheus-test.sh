@@ -76,8 +76,9 @@ curl -fsS -X POST "$upstream/_fixture/reset" >/dev/null
 
 # --- Sparta ------------------------------------------------------------------
 mkdir -p "$work/spool"
+# Fixture modules have no checksum database records: they are private here.
 "$SPARTA_BIN" serve --listen 127.0.0.1:0 --storage memory:// --upstream "$upstream" \
-  --spool-dir "$work/spool" --log-format json --ready-file "$work/sparta.addr" \
+  --nosumdb 'fixture.test' --spool-dir "$work/spool" --log-format json --ready-file "$work/sparta.addr" \
   >"$work/sparta.log" 2>&1 &
 pids+=($!)
 wait_for "$work/sparta.addr" 60 || { log "sparta did not start"; dump_logs; exit 1; }
