@@ -9,3 +9,4 @@ mod gocmd;
 mod hostile;
 mod http;
 mod live;
+mod mount;
