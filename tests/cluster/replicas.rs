@@ -18,12 +18,41 @@ async fn who_fetched(replicas: &[&Replica], kind: &str) -> String {
         let text = String::from_utf8_lossy(&body).into_owned();
         let needle = format!("kind=\"{kind}\"");
         for line in text.lines() {
-            if line.starts_with("sparta_upstream_fetches_total") && line.contains(&needle) {
+            if line.starts_with("sparta_upstream_fetches_total")
+                && line.contains(&needle)
+                && !line.ends_with(" 0")
+            {
                 out.push_str(&format!("\n  replica {i}: {line}"));
             }
         }
     }
     out
+}
+
+/// Mean S3 latency per operation as Sparta measured it, summed over the
+/// replicas: "op/outcome: count, mean ms".
+async fn storage_latency(replicas: &[&Replica]) -> Vec<String> {
+    let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for r in replicas {
+        let (_, _, body) = get(&http_client(), &format!("{}/metrics", r.url)).await;
+        for line in String::from_utf8_lossy(&body).lines() {
+            let (name, rest) = line.split_once('{').unwrap_or(("", ""));
+            let Some((labels, value)) = rest.rsplit_once("} ") else {
+                continue;
+            };
+            let value: f64 = value.parse().unwrap_or(0.0);
+            let entry = sums.entry(labels.to_string()).or_default();
+            match name {
+                "sparta_storage_operation_duration_seconds_sum" => entry.0 += value,
+                "sparta_storage_operation_duration_seconds_count" => entry.1 += value,
+                _ => {}
+            }
+        }
+    }
+    sums.into_iter()
+        .filter(|(_, (_, n))| *n > 0.0)
+        .map(|(k, (sum, n))| format!("{k}: {n} ops, mean {:.2} ms", sum / n * 1000.0))
+        .collect()
 }
 
 /// Sends `n` concurrent GETs for `path`, round-robin over `replicas`:
@@ -179,4 +208,8 @@ async fn three_replicas_one_fetch() {
         );
     }
     eprintln!("upstream requests (100 concurrent requests, 3 replicas): {report:?}");
+    eprintln!(
+        "S3 latency seen by the replicas:\n  {}",
+        storage_latency(&all).await.join("\n  ")
+    );
 }
