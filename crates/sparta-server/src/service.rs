@@ -444,7 +444,12 @@ impl Proxy {
                 .await;
             match acquired {
                 Ok(Some(lease)) => {
-                    let result = fetch().await;
+                    // The previous holder may have stored it and let go
+                    // between our storage miss and this lease.
+                    let result = match self.timed_head(storage_key).await {
+                        Ok(Some(_)) => Ok(()),
+                        _ => fetch().await,
+                    };
                     if let Err(e) = self.inner.store.release_lease(&lease).await {
                         warn!(key = %lease_key, error = %e, "could not release lease");
                     }
