@@ -141,6 +141,10 @@ calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 mib() { calc "$1 / 1024" 1; }
+# The machine's count of connections dropped because a listen queue was full.
+listen_overflows() {
+  awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) n[i] = $i; h = 1 } else { for (i = 1; i <= NF; i++) if (n[i] == "ListenOverflows") print $i } }' /proc/net/netstat 2>/dev/null || echo 0
+}
 
 wait_file() {
   local f=$1 pid=$2
@@ -165,6 +169,9 @@ start_fixture() {
 
 SPARTA_N=0
 SPARTA_PID=
+# The fixture's modules are in no checksum database: Sparta verifies the rest,
+# as a deployment with private modules would.
+NOSUMDB=fixture.test
 SP=
 # start_sparta STORE_DIR: a Sparta with default settings (metrics and request
 # logs on, logs to a file) whose upstream is the fixture.
@@ -173,7 +180,7 @@ start_sparta() {
   local ready=$WORK/sparta-$SPARTA_N.addr
   mkdir -p "$1" "$WORK/spool-$SPARTA_N"
   "$SPARTA" serve --listen 127.0.0.1:0 --ready-file "$ready" --storage "$1" \
-    --upstream "${2:-$FX}" --spool-dir "$WORK/spool-$SPARTA_N" \
+    --upstream "${2:-$FX}" --spool-dir "$WORK/spool-$SPARTA_N" --nosumdb "$NOSUMDB" \
     >"$WORK/sparta-$SPARTA_N.log" 2>&1 &
   SPARTA_PID=$!
   PIDS+=("$SPARTA_PID")
@@ -377,7 +384,7 @@ stop_sparta
 log "6. start-up to first ready /readyz on the local store: $STARTS starts"
 if out=$("$BT" startup -n "$STARTS" -ready-file "$WORK/startup.addr" -- \
   "$SPARTA" serve --listen 127.0.0.1:0 --ready-file "$WORK/startup.addr" --storage "$STORE" \
-  --upstream "$FX" --spool-dir "$WORK/spool-startup" 2>&1); then
+  --upstream "$FX" --spool-dir "$WORK/spool-startup" --nosumdb "$NOSUMDB" 2>&1); then
   STARTUP_MS=$(kv median_ms "$out")
   STARTUP_ALL=$(kv all_ms "$out")
   check_ok "sparta starts and answers /readyz $STARTS times" ""
@@ -455,8 +462,10 @@ done
 : >"$WORK/dedup.txt"
 DEDUP_FAIL=
 DEDUP_COUNTS=
+DEDUP_OVERFLOWS=
 for r in $(seq "$DEDUP_RUNS"); do
   start_sparta "$WORK/dedup-store-$r"
+  ov0=$(listen_overflows)
   if out=$("$BT" dedup -base "$SP" -fixture "$FX" -n "$DEDUP_PER_OBJECT" "${DEDUP_ZIPS[@]}" 2>&1); then
     log "   run $r: $out"
     echo "$out" >>"$WORK/dedup.txt"
@@ -470,6 +479,7 @@ for r in $(seq "$DEDUP_RUNS"); do
     log "   run $r: $out"
     DEDUP_FAIL="run $r: $(tail -1 <<<"$out")"
   fi
+  DEDUP_OVERFLOWS="$DEDUP_OVERFLOWS${DEDUP_OVERFLOWS:+, }$(($(listen_overflows) - ov0))"
   stop_sparta
 done
 D_MS=$(grep -o 'elapsed_ms=[0-9.]*' "$WORK/dedup.txt" | cut -d= -f2 | median)
@@ -567,7 +577,7 @@ TABLE=$(
   target_row "3" "cold wide graph, $GRAPH_MODULES modules, upstream +$LATENCY (s)" "$G_COLD" "direct $G_DIRECT" "$COLD_RATIO" "<= 1.15" "$(met_ratio "$COLD_RATIO" '<=' 1.15)"
   target_row "4" "warm wide graph (s)" "$G_WARM" "direct $G_DIRECT" "$WARM_RATIO" "" ""
   target_row "5" "dedup: upstream zip requests, $DEDUP_OBJECTS zips x $DEDUP_PER_OBJECT concurrent" "$DEDUP_COUNTS" "" "" "exactly $DEDUP_OBJECTS (1 per zip)" "$([ -z "$DEDUP_FAIL" ] && echo yes || echo '**no**')"
-  target_row "5" "dedup: time until all $((DEDUP_OBJECTS * DEDUP_PER_OBJECT)) served (ms)" "$D_MS" "upstream requests in all: $D_UP_TOTAL" "" "" ""
+  target_row "5" "dedup: time until all $((DEDUP_OBJECTS * DEDUP_PER_OBJECT)) served (ms)" "$D_MS" "upstream requests in all: $D_UP_TOTAL; listen-queue overflows per run: $DEDUP_OVERFLOWS" "" "" ""
   target_row "6" "idle RSS after start-up (MiB)" "$IDLE_START_MIB" "" "" "<= 20" "$(met_ratio "$IDLE_START_MIB" '<=' 20)"
   target_row "6" "idle RSS after the load runs (MiB)" "$IDLE_AFTER_MIB" "after graph runs: $GRAPH_IDLE_MIB" "" "<= 20" "$(met_ratio "$IDLE_AFTER_MIB" '<=' 20)"
   target_row "6" "start-up to ready /readyz, local store (ms)" "$STARTUP_MS" "" "" "< 100" "$(met_ratio "$STARTUP_MS" '<' 100)"
@@ -587,7 +597,7 @@ REPORT=$(
 
 Machine: $CORES cores, $CPU_MODEL, $MEM_GIB GiB memory, Linux $KERNEL; load average at start $LOADAVG (shared machine: read the ratios, not the absolute numbers).
 Versions: sparta $GIT_REV (rustc $RUSTC_V, release build), nginx $NGINX_V, $GO_V, wrk $WRK_V.
-Settings: Sparta defaults (local store, metrics and request logs on, logs to a file); nginx $CORES workers, access log off, open_file_cache; wrk 2 threads.
+Settings: Sparta defaults (local store, metrics and request logs on, logs to a file, checksum database on; \`--nosumdb $NOSUMDB\` in front of the fixture); nginx $CORES workers, access log off, open_file_cache; wrk 2 threads.
 Runs: small files ${SMALL_SECS}s x $ROUNDS rounds, zips ${ZIP_SECS}s x $ROUNDS rounds (servers alternate; median of rounds);
 graph $GRAPH_RUNS runs (median); dedup $DEDUP_RUNS runs (median); $STARTS starts (median; all: ${STARTUP_ALL:-n/a} ms).
 
