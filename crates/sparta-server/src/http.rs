@@ -159,14 +159,24 @@ fn small(file: Arc<CachedFile>, headers: &HeaderMap) -> Response {
     if etag_matches(headers, &file.etag) {
         return not_modified_response(&file.etag, cache_control);
     }
-    let mut response = Response::new(Body::from(file.body.clone()));
+    let mut response = bytes_response(file.body.clone(), file.content_type, cache_control);
+    response
+        .headers_mut()
+        .insert(header::ETAG, file.etag.clone());
+    response
+}
+
+/// A 200 with an in-memory body and its content headers.
+fn bytes_response(
+    body: bytes::Bytes,
+    content_type: &'static str,
+    cache_control: HeaderValue,
+) -> Response {
+    let len = body.len();
+    let mut response = Response::new(Body::from(body));
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(file.content_type),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.body.len()));
-    h.insert(header::ETAG, file.etag.clone());
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::CACHE_CONTROL, cache_control);
     response
 }
@@ -331,20 +341,10 @@ async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response
         .cache_lookups
         .with_label_values(&[file.tier.as_str(), "sumdb", "hit"])
         .inc();
-    let mut response = Response::new(Body::from(file.body.clone()));
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(file.content_type),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.body.len()));
-    h.insert(
-        header::CACHE_CONTROL,
-        if file.immutable {
-            IMMUTABLE
-        } else {
-            REVALIDATE
-        },
-    );
-    Ok(response)
+    let cache_control = if file.immutable {
+        IMMUTABLE
+    } else {
+        REVALIDATE
+    };
+    Ok(bytes_response(file.body, file.content_type, cache_control))
 }

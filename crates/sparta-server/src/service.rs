@@ -194,33 +194,17 @@ impl Proxy {
             FileKind::Zip => unreachable!("zips are streamed, never held in memory"),
         };
         let storage_key = key::version_file(module, version, file);
-        let m = &self.inner.metrics;
-        if let Some(hit) = self.inner.cache.get(&storage_key).await {
-            m.cache_lookups
-                .with_label_values(&["memory", kind.label(), "hit"])
-                .inc();
+        if let Some(hit) = self.memory_lookup(kind, &storage_key).await {
             return Ok(hit);
         }
-        m.cache_lookups
-            .with_label_values(&["memory", kind.label(), "miss"])
-            .inc();
         let this = self.clone();
         let (module, version) = (module.clone(), version.clone());
         let flight_key = storage_key.clone();
-        let (result, joined) = self
-            .inner
-            .small_flights
-            .run(&flight_key, async move {
-                this.fetch_small_file(kind, &module, &version, file, storage_key, content_type)
-                    .await
-            })
-            .await;
-        if joined {
-            m.singleflight_saved
-                .with_label_values(&[kind.label()])
-                .inc();
-        }
-        result
+        self.shared(&self.inner.small_flights, kind, &flight_key, async move {
+            this.fetch_small_file(kind, &module, &version, file, storage_key, content_type)
+                .await
+        })
+        .await
     }
 
     async fn fetch_small_file(
@@ -310,22 +294,13 @@ impl Proxy {
         let this = self.clone();
         let (m, v) = (module.clone(), version.clone());
         let k = storage_key.clone();
-        let (result, joined) = self
-            .inner
-            .zip_flights
-            .run(
-                &storage_key,
-                async move { this.fetch_zip(&m, &v, &k).await },
-            )
-            .await;
-        if joined {
-            self.inner
-                .metrics
-                .singleflight_saved
-                .with_label_values(&["zip"])
-                .inc();
-        }
-        result?;
+        self.shared(
+            &self.inner.zip_flights,
+            Kind::Zip,
+            &storage_key,
+            async move { this.fetch_zip(&m, &v, &k).await },
+        )
+        .await?;
         self.open_zip(&storage_key, range).await?.ok_or_else(|| {
             ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
         })
@@ -487,29 +462,45 @@ impl Proxy {
         upstream_path: String,
         content_type: &'static str,
     ) -> Result<Arc<CachedFile>, ProxyError> {
-        let m = &self.inner.metrics;
-        if let Some(hit) = self.inner.cache.get(&storage_key).await {
-            m.cache_lookups
-                .with_label_values(&["memory", kind.label(), "hit"])
-                .inc();
+        if let Some(hit) = self.memory_lookup(kind, &storage_key).await {
             return Ok(hit);
         }
-        m.cache_lookups
-            .with_label_values(&["memory", kind.label(), "miss"])
-            .inc();
         self.check_negative(kind, &storage_key).await?;
         let this = self.clone();
         let flight_key = storage_key.clone();
-        let (result, joined) = self
-            .inner
-            .small_flights
-            .run(&flight_key, async move {
-                this.refresh_mutable(kind, storage_key, upstream_path, content_type)
-                    .await
-            })
-            .await;
+        self.shared(&self.inner.small_flights, kind, &flight_key, async move {
+            this.refresh_mutable(kind, storage_key, upstream_path, content_type)
+                .await
+        })
+        .await
+    }
+
+    /// The memory tier: a hit or a miss, counted.
+    async fn memory_lookup(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
+        let hit = self.inner.cache.get(storage_key).await;
+        let result = if hit.is_some() { "hit" } else { "miss" };
+        self.inner
+            .metrics
+            .cache_lookups
+            .with_label_values(&["memory", kind.label(), result])
+            .inc();
+        hit
+    }
+
+    /// Runs `work` once per key at a time, counting the callers that joined
+    /// work already under way.
+    async fn shared<V: Clone + Send + Sync + 'static>(
+        &self,
+        flights: &Arc<Flights<V>>,
+        kind: Kind,
+        key: &str,
+        work: impl std::future::Future<Output = Result<V, ProxyError>> + Send + 'static,
+    ) -> Result<V, ProxyError> {
+        let (result, joined) = flights.run(key, work).await;
         if joined {
-            m.singleflight_saved
+            self.inner
+                .metrics
+                .singleflight_saved
                 .with_label_values(&[kind.label()])
                 .inc();
         }

@@ -81,13 +81,7 @@ impl Upstream {
             let mut buf = BytesMut::new();
             let started = Instant::now();
             let response = self.send(&url).await?;
-            let expected = response.content_length();
-            if expected.is_some_and(|n| n > limit) {
-                return Err(UpstreamError::Failed(format!(
-                    "{url}: body of {} bytes is over the {limit}-byte limit",
-                    expected.unwrap_or_default()
-                )));
-            }
+            let expected = declared_length(&url, &response, limit)?;
             let mut body = response.bytes_stream();
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| body_error(&url, &e))?;
@@ -123,13 +117,7 @@ impl Upstream {
                 let mut file = file.lock().await;
                 reset_file(&mut file).await?;
                 let response = self.send(&url).await?;
-                let expected = response.content_length();
-                if expected.is_some_and(|n| n > limit) {
-                    return Err(UpstreamError::Failed(format!(
-                        "{url}: body of {} bytes is over the {limit}-byte limit",
-                        expected.unwrap_or_default()
-                    )));
-                }
+                let expected = declared_length(&url, &response, limit)?;
                 let mut written: u64 = 0;
                 let mut body = response.bytes_stream();
                 while let Some(chunk) = body.next().await {
@@ -220,6 +208,20 @@ impl Upstream {
             }
             code => Err(UpstreamError::Failed(format!("{url}: status {code}"))),
         }
+    }
+}
+
+/// The body length upstream announced, refused early when over `limit`.
+fn declared_length(
+    url: &str,
+    response: &reqwest::Response,
+    limit: u64,
+) -> Result<Option<u64>, UpstreamError> {
+    match response.content_length() {
+        Some(n) if n > limit => Err(UpstreamError::Failed(format!(
+            "{url}: body of {n} bytes is over the {limit}-byte limit"
+        ))),
+        declared => Ok(declared),
     }
 }
 
