@@ -5,11 +5,11 @@
 //! two replicas that both see it expired only one wins, and the winner's
 //! fence is one more than the expired holder's.
 //!
-//! Stores without conditional updates (the local filesystem) fall back to
-//! delete-then-create. There, two replicas that see the same expired lease
-//! at the same moment can both end up holding it: the second delete removes
-//! the first one's fresh lease. That costs at most one duplicate upstream
-//! fetch, which is harmless because stored files are write-once.
+//! Stores without conditional updates (the local filesystem) fall back to an
+//! atomic overwrite. There, two replicas that see the same expired lease at
+//! the same moment can both end up holding it (both at the next fence). That
+//! costs at most one duplicate upstream fetch, which is harmless because
+//! stored files are write-once.
 //!
 //! Release deletes the lease only if it still names this holder and fence.
 //! S3 has no conditional delete, so a lease that expired and was taken over
@@ -117,18 +117,15 @@ pub(crate) async fn try_acquire(
             Err(e) => return Err(e.into()),
         }
 
-        // No conditional update here: delete, then create (see module doc).
-        match store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let create = PutOptions::from(PutMode::Create);
+        // No conditional update here: replace it outright (see module doc).
+        // An atomic overwrite, never delete-then-create, so nobody ever sees
+        // the key absent and starts a fresh lease at fence 1 beside ours.
+        let overwrite = PutOptions::from(PutMode::Overwrite);
         return match store
-            .put_opts(&path, encode(holder, fence, ttl), create)
+            .put_opts(&path, encode(holder, fence, ttl), overwrite)
             .await
         {
             Ok(_) => held(fence),
-            Err(e) if is_already_exists(&e) => Ok(None),
             Err(e) => Err(e.into()),
         };
     }

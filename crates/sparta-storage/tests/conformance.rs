@@ -340,7 +340,7 @@ async fn check_concurrent_takeover(store: &Store, conditional_update: bool) {
     if conditional_update {
         assert_eq!(held.len(), 1, "holders after takeover: {held:?}");
     } else {
-        // Delete-then-create can let several in (documented race), never none.
+        // An unconditional overwrite can let several in (documented race), never none.
         assert!(!held.is_empty(), "nobody took over the expired lease");
     }
     assert!(held.iter().all(|l| l.fence == 2), "fences: {held:?}");
