@@ -21,8 +21,8 @@ use object_store::memory::InMemory;
 use object_store::path::Path as ObjPath;
 use object_store::prefix::PrefixStore;
 use object_store::{
-    CopyMode, CopyOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
-    PutPayload, WriteMultipart,
+    CopyMode, CopyOptions, GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt,
+    PutMode, PutOptions, PutPayload, WriteMultipart,
 };
 use tokio::io::AsyncReadExt;
 
@@ -280,7 +280,12 @@ impl Store {
             etag: result.meta.e_tag.clone(),
         };
         let range = result.range.clone();
-        let body = result.into_stream().map_err(StorageError::from).boxed();
+        let body = match result.payload {
+            // object_store reads local files in 8 KiB blocking calls; large
+            // reads keep a zip download from being bound by thread hand-offs.
+            GetResultPayload::File(file, _) => file_stream(file, range.clone()),
+            GetResultPayload::Stream(s) => s.map_err(StorageError::from).boxed(),
+        };
         Ok(Some(ObjectStream { info, range, body }))
     }
 
@@ -487,6 +492,27 @@ impl Store {
     pub async fn release_lease(&self, lease: &Lease) -> Result<(), StorageError> {
         lease::release(self.inner.as_ref(), lease).await
     }
+}
+
+/// Bytes read from a local file per chunk when streaming it.
+const FILE_CHUNK: usize = 256 * 1024;
+
+/// Streams `range` of a local file in large chunks.
+fn file_stream(
+    file: std::fs::File,
+    range: Range<u64>,
+) -> BoxStream<'static, Result<Bytes, StorageError>> {
+    use tokio::io::AsyncSeekExt;
+    let open = async move {
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(std::io::SeekFrom::Start(range.start)).await?;
+        let body = tokio_util::io::ReaderStream::with_capacity(
+            file.take(range.end - range.start),
+            FILE_CHUNK,
+        );
+        Ok::<_, StorageError>(body.map_err(StorageError::Io))
+    };
+    futures::stream::once(open).try_flatten().boxed()
 }
 
 /// The object_store path of a storage key. Characters object_store does not
