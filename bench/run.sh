@@ -192,14 +192,38 @@ start_sparta() {
 }
 stop_sparta() { stop_pid "$SPARTA_PID"; }
 
-# wrk_run URL PATHS_FILE CONNS SECS: prints the WRK line of bench/wrk/paths.lua.
+# cpu_ticks PID...: user+system CPU time the processes have used, in clock ticks.
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo $t
+}
+CLK_TCK=$(getconf CLK_TCK)
+# wrk_run URL PATHS_FILE CONNS SECS [PID...]: prints the WRK line of
+# bench/wrk/paths.lua, plus cpu_ticks= used by the server's processes: CPU per
+# request holds on a loaded machine where requests per second do not.
 wrk_run() {
-  local out
-  out=$(wrk -t2 -c"$3" -d"$4"s --timeout 30s -s "$BENCH/wrk/paths.lua" "$1" -- "$2" 2>&1) || {
+  local out url=$1 paths=$2 conns=$3 secs=$4 c0 c1
+  shift 4
+  c0=$(cpu_ticks "$@")
+  out=$(wrk -t2 -c"$conns" -d"$secs"s --timeout 30s -s "$BENCH/wrk/paths.lua" "$url" -- "$paths" 2>&1) || {
     echo "WRK failed"
     return 0
   }
-  grep '^WRK ' <<<"$out" || echo "WRK failed: $(tr '\n' ' ' <<<"$out" | cut -c1-200)"
+  c1=$(cpu_ticks "$@")
+  grep '^WRK ' <<<"$out" | sed "s/\$/ cpu_ticks=$((c1 - c0))/" || echo "WRK failed: $(tr '\n' ' ' <<<"$out" | cut -c1-200)"
+}
+# cpu_per FILE KIND: median over rounds of server CPU per request (us, KIND=req)
+# or per GB served (s, KIND=gb).
+cpu_per() {
+  grep '^WRK requests=' "$1" | while read -r l; do
+    if [ "$2" = req ]; then
+      calc "$(kv cpu_ticks "$l") * 1e6 / $CLK_TCK / $(kv requests "$l")" 1
+    else
+      calc "$(kv cpu_ticks "$l") / $CLK_TCK / ($(kv bytes "$l") / 1e9)" 2
+    fi
+    echo
+  done | median
 }
 wrk_errors() {
   local line=$1 sum=0 k
@@ -281,11 +305,13 @@ wrk_run "$WARM_URL" "$WORK/small.paths" "$SMALL_CONNS" 1 >/dev/null
 wrk_run "$NGINX_ON_URL" "$WORK/small.paths" "$SMALL_CONNS" 1 >/dev/null
 : >"$WORK/small-sparta.txt"
 : >"$WORK/small-nginx.txt"
+NGINX_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID" || true))
 for r in $(seq "$SMALL_ROUNDS"); do
   for side in sparta nginx; do
     url=$WARM_URL
-    [ $side = nginx ] && url=$NGINX_ON_URL
-    line=$(wrk_run "$url" "$WORK/small.paths" "$SMALL_CONNS" "$SMALL_SECS")
+    pids=("$WARM_PID")
+    [ $side = nginx ] && url=$NGINX_ON_URL && pids=("${NGINX_PIDS[@]}")
+    line=$(wrk_run "$url" "$WORK/small.paths" "$SMALL_CONNS" "$SMALL_SECS" "${pids[@]}")
     log "   round $r $side: $line"
     echo "$line" >>"$WORK/small-$side.txt"
   done
@@ -352,12 +378,13 @@ SAMPLER_PID=$!
 : >"$WORK/zip-nginx-off.txt"
 for r in $(seq "$ROUNDS"); do
   for side in sparta nginx-on nginx-off; do
+    pids=("${NGINX_PIDS[@]}")
     case $side in
-    sparta) url=$WARM_URL ;;
+    sparta) url=$WARM_URL pids=("$WARM_PID") ;;
     nginx-on) url=$NGINX_ON_URL ;;
     nginx-off) url=$NGINX_OFF_URL ;;
     esac
-    line=$(wrk_run "$url" "$WORK/zip.paths" "$ZIP_CONNS" "$ZIP_SECS")
+    line=$(wrk_run "$url" "$WORK/zip.paths" "$ZIP_CONNS" "$ZIP_SECS" "${pids[@]}")
     log "   round $r $side: $line"
     echo "$line" >>"$WORK/zip-$side.txt"
   done
@@ -594,7 +621,9 @@ TABLE=$(
   echo "|---|---|---|---|---|---|---|"
   target_row "1" "warm .info/.mod req/s ($SMALL_CONNS conns)" "$S_RPS" "nginx $N_RPS" "$SMALL_RATIO" ">= 0.8x nginx" "$(met_ratio "$SMALL_RATIO" '>=' 0.8)"
   target_row "1" "warm .info/.mod latency p50 / p99 (ms)" "$S_P50 / $S_P99" "nginx $N_P50 / $N_P99" "$(ratio "$S_P50" "$N_P50") / $(ratio "$S_P99" "$N_P99")" "" ""
+  target_row "1" "server CPU per warm .info/.mod request (us)" "$(cpu_per "$WORK/small-sparta.txt" req)" "nginx $(cpu_per "$WORK/small-nginx.txt" req)" "$(ratio "$(cpu_per "$WORK/small-sparta.txt" req)" "$(cpu_per "$WORK/small-nginx.txt" req)")" "" ""
   target_row "2" "warm $LARGE zip MB/s ($ZIP_CONNS conns)" "$Z_S" "nginx $Z_N (sendfile $Z_N_MODE; on $Z_ON, off $Z_OFF)" "$ZIP_RATIO" ">= 0.7x nginx" "$(met_ratio "$ZIP_RATIO" '>=' 0.7)"
+  target_row "2" "server CPU per GB of zip served (s)" "$(cpu_per "$WORK/zip-sparta.txt" gb)" "nginx on $(cpu_per "$WORK/zip-nginx-on.txt" gb), off $(cpu_per "$WORK/zip-nginx-off.txt" gb)" "" "" ""
   target_row "2" "peak RSS during the zip runs (MiB)" "$ZIP_PEAK_MIB" "" "" "<= 64 + cache budget $CACHE_SIZE_MIB = $RSS_LIMIT_MIB" "$(met_ratio "$ZIP_PEAK_MIB" '<=' "$RSS_LIMIT_MIB")"
   target_row "3" "cold wide graph, $GRAPH_MODULES modules, upstream +$LATENCY (s)" "$G_COLD" "direct $G_DIRECT" "$COLD_RATIO" "<= 1.15" "$(met_ratio "$COLD_RATIO" '<=' 1.15)"
   target_row "4" "warm wide graph (s)" "$G_WARM" "direct $G_DIRECT" "$WARM_RATIO" "" ""
