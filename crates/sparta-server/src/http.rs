@@ -14,7 +14,7 @@ use sparta_core::{FileKind, InfoVersion, ProxyRequest};
 use crate::AppState;
 use crate::cache::CachedFile;
 use crate::error::ProxyError;
-use crate::service::{RangeRequest, ZIP, ZipBody};
+use crate::service::{Kind, RangeRequest, ZIP, ZipBody};
 
 /// Cache policy for files that never change.
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
@@ -86,6 +86,10 @@ async fn dispatch(state: &AppState, request: Request) -> (RouteKind, Response) {
         };
         return (RouteKind::Sumdb, reply);
     }
+    let read_only = request.method() == Method::GET || request.method() == Method::HEAD;
+    if read_only && let Some((route, file)) = memory_hit(state, rest).await {
+        return (route, small(file, request.headers()));
+    }
     let parsed = ProxyRequest::parse(rest);
     let route = match &parsed {
         Ok(ProxyRequest::List(_)) => RouteKind::List,
@@ -147,6 +151,28 @@ async fn proxy(
             Ok(zip_response(body, range.is_some()))
         }
     }
+}
+
+/// The hot path: a raw request path that is exactly the key of a cached
+/// file. Only validated requests were ever cached under their key, and a
+/// path without `%` is its own decoded form, so the parse can be skipped.
+async fn memory_hit(state: &AppState, rest: &str) -> Option<(RouteKind, Arc<CachedFile>)> {
+    if rest.contains('%') || rest.starts_with("_sparta/") {
+        return None;
+    }
+    let (route, kind) = if rest.ends_with(".info") {
+        (RouteKind::Info, Kind::Info)
+    } else if rest.ends_with(".mod") {
+        (RouteKind::Mod, Kind::Mod)
+    } else if rest.ends_with("/@v/list") {
+        (RouteKind::List, Kind::List)
+    } else if rest.ends_with("/@latest") {
+        (RouteKind::Latest, Kind::Latest)
+    } else {
+        return None;
+    };
+    let file = state.proxy.memory_hit(kind, rest).await?;
+    Some((route, file))
 }
 
 /// Serves a small file from memory, honouring `If-None-Match`.

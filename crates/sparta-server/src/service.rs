@@ -475,6 +475,18 @@ impl Proxy {
         .await
     }
 
+    /// A memory hit for `storage_key`, counted; a miss is not counted here
+    /// because the full path that follows counts it.
+    pub async fn memory_hit(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
+        let hit = self.inner.cache.get(storage_key).await?;
+        self.inner
+            .metrics
+            .cache_lookups
+            .with_label_values(&["memory", kind.label(), "hit"])
+            .inc();
+        Some(hit)
+    }
+
     /// The memory tier: a hit or a miss, counted.
     async fn memory_lookup(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
         let hit = self.inner.cache.get(storage_key).await;

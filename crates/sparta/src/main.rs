@@ -185,7 +185,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         metrics: metrics.clone(),
         path_prefix: settings.path_prefix.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
+    let listener = bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
@@ -207,6 +207,24 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     sparta_server::serve(listener, state, shutdown_signal(), settings.shutdown_grace).await?;
     info!("stopped");
     Ok(())
+}
+
+/// Binds with a long accept queue: a CI fleet starting at once opens
+/// thousands of connections, and with the default of 1024 the overflow waits
+/// a whole SYN retry (1 s) before it is even accepted.
+async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let addr = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to no address")))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Resolves on SIGTERM (every Kubernetes rollout) or SIGINT.
