@@ -2,6 +2,8 @@
 #   make run    start Sparta on the embedded default (local filesystem store, your GOPROXY as upstream)
 #   make test   install what the tests need, then run every test
 #   make bench  run the benchmarks and write bench/results/<date>.md
+#   make lint   cargo fmt --check and clippy -D warnings
+#   make test-e2e, make test-deploy: parts of make test
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -16,7 +18,7 @@ UPSTREAM ?= $(shell go env GOPROXY 2>/dev/null | tr ',|' '\n\n' | grep -E '^http
 LISTEN ?= 0.0.0.0:3000
 STORAGE ?= ./sparta-data
 
-.PHONY: help run build release test test-unit test-e2e test-s3 test-deploy lint fmt bench tools go-toolchain clean-tools
+.PHONY: help run build release test test-e2e test-deploy lint fmt bench tools go-toolchain
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -42,6 +44,14 @@ tools: go-toolchain
 test: tools lint
 	$(CARGO) build -p sparta
 	@bash scripts/run-tests.sh
+
+# Pieces of `make test`, for working on one part.
+test-e2e: go-toolchain build
+	SPARTA_BIN=$(CURDIR)/target/debug/sparta $(CARGO) test -p sparta-e2e --test e2e
+
+test-deploy: tools build
+	@bash scripts/deploy-check.sh
+	@bash scripts/deploy-prometheus-test.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
