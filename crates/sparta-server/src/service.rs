@@ -526,7 +526,6 @@ impl Proxy {
         upstream_path: String,
         content_type: &'static str,
     ) -> Result<Arc<CachedFile>, ProxyError> {
-        let ttl = self.inner.config.list_ttl;
         let fetched = self
             .fetch_upstream_bytes(kind, &storage_key, &upstream_path, MAX_SMALL_SIZE)
             .await
@@ -547,23 +546,13 @@ impl Proxy {
                 {
                     warn!(key = %storage_key, error = %e, "could not persist answer");
                 }
-                let entry = CachedFile::mutable(body, content_type, ttl);
-                self.inner
-                    .cache
-                    .insert(storage_key, Arc::clone(&entry))
-                    .await;
-                Ok(entry)
+                Ok(self.cache_mutable(storage_key, body, content_type).await)
             }
             Err(e @ ProxyError::NotFound { .. }) => Err(e),
             Err(e) => match self.stored(kind, &storage_key).await {
                 Ok(Some(body)) if check_mutable(kind, &body).is_ok() => {
                     warn!(key = %storage_key, error = %e, "upstream failed, serving the last good answer");
-                    let entry = CachedFile::mutable(body, content_type, ttl);
-                    self.inner
-                        .cache
-                        .insert(storage_key, Arc::clone(&entry))
-                        .await;
-                    Ok(entry)
+                    Ok(self.cache_mutable(storage_key, body, content_type).await)
                 }
                 _ => Err(e),
             },
@@ -599,6 +588,21 @@ impl Proxy {
                 )))
             }
         }
+    }
+
+    /// Caches a mutable answer for the list TTL and returns it.
+    async fn cache_mutable(
+        &self,
+        storage_key: String,
+        body: Bytes,
+        content_type: &'static str,
+    ) -> Arc<CachedFile> {
+        let entry = CachedFile::mutable(body, content_type, self.inner.config.list_ttl);
+        self.inner
+            .cache
+            .insert(storage_key, Arc::clone(&entry))
+            .await;
+        entry
     }
 
     async fn check_negative(&self, kind: Kind, storage_key: &str) -> Result<(), ProxyError> {
