@@ -200,31 +200,9 @@ impl Replica {
             .stderr(log_file);
         let mut child = cmd.spawn().expect("start sparta");
         let pid = child.id();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            if let Ok(text) = std::fs::read_to_string(&ready)
-                && let Ok(addr) = text.trim().parse::<SocketAddr>()
-            {
-                break addr;
-            }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!(
-                    "replica {} exited early ({status}):\n{}",
-                    spec.name,
-                    read_log(&log)
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "replica {} was not ready within 30s:\n{}",
-                    spec.name,
-                    read_log(&log)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let addr =
+            sparta_e2e::wait_ready(&mut child, &ready, &log, &format!("replica {}", spec.name))
+                .await;
         Replica {
             child,
             pid,

@@ -387,6 +387,34 @@ pub struct Sparta {
     pub dir: std::sync::Arc<TempDir>,
 }
 
+/// Waits up to 30 s for a started Sparta to write its address to `ready`;
+/// panics with its log if it exits or does not get ready.
+pub async fn wait_ready(child: &mut Child, ready: &Path, log: &Path, name: &str) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(ready)
+            && let Ok(addr) = text.trim().parse::<SocketAddr>()
+        {
+            return addr;
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!(
+                "{name} exited early ({status}):\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{name} was not ready within 30s:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// How to start Sparta.
 pub struct SpartaOptions {
     /// `--upstream`.
@@ -481,29 +509,7 @@ impl Sparta {
             .stdout(log_file.try_clone().expect("log fd"))
             .stderr(log_file);
         let mut child = cmd.spawn().expect("start sparta");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            if let Ok(text) = std::fs::read_to_string(&ready)
-                && let Ok(addr) = text.trim().parse::<SocketAddr>()
-            {
-                break addr;
-            }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!(
-                    "sparta exited early ({status}):\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "sparta was not ready within 30s:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let addr = wait_ready(&mut child, &ready, &log, "sparta").await;
         Sparta {
             child,
             addr,
