@@ -217,12 +217,7 @@ impl Proxy {
         content_type: &'static str,
     ) -> Result<Arc<CachedFile>, ProxyError> {
         if let Some(body) = self.stored(kind, &storage_key).await? {
-            let entry = CachedFile::immutable(&storage_key, body, content_type);
-            self.inner
-                .cache
-                .insert(storage_key, Arc::clone(&entry))
-                .await;
-            return Ok(entry);
+            return Ok(self.cache_immutable(storage_key, body, content_type).await);
         }
         self.check_negative(kind, &storage_key).await?;
         let upstream_path = format!(
@@ -262,12 +257,7 @@ impl Proxy {
         let body = self.stored(kind, &storage_key).await?.ok_or_else(|| {
             ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
         })?;
-        let entry = CachedFile::immutable(&storage_key, body, content_type);
-        self.inner
-            .cache
-            .insert(storage_key, Arc::clone(&entry))
-            .await;
-        Ok(entry)
+        Ok(self.cache_immutable(storage_key, body, content_type).await)
     }
 
     /// `$module/@v/$version.zip`, optionally a byte range of it.
@@ -588,6 +578,21 @@ impl Proxy {
                 )))
             }
         }
+    }
+
+    /// Caches an immutable file read from storage and returns it.
+    async fn cache_immutable(
+        &self,
+        storage_key: String,
+        body: Bytes,
+        content_type: &'static str,
+    ) -> Arc<CachedFile> {
+        let entry = CachedFile::immutable(&storage_key, body, content_type);
+        self.inner
+            .cache
+            .insert(storage_key, Arc::clone(&entry))
+            .await;
+        entry
     }
 
     /// Caches a mutable answer for the list TTL and returns it.
