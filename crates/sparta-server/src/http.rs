@@ -10,11 +10,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use sparta_core::{FileKind, InfoVersion, ProxyRequest};
+use sparta_storage::ObjectStream;
 
 use crate::AppState;
 use crate::cache::CachedFile;
 use crate::error::ProxyError;
-use crate::service::{Kind, RangeRequest, ZIP, ZipBody};
+use crate::service::{Kind, RangeRequest, ZIP};
 
 /// Cache policy for files that never change.
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
@@ -146,9 +147,9 @@ async fn proxy(
                 .zip(&m, &v, if not_modified { None } else { range })
                 .await?;
             if not_modified {
-                return Ok(not_modified_response(&body.etag, IMMUTABLE));
+                return Ok(not_modified_response(&etag, IMMUTABLE));
             }
-            Ok(zip_response(body, range.is_some()))
+            Ok(zip_response(body, etag, range.is_some()))
         }
     }
 }
@@ -207,8 +208,7 @@ fn bytes_response(
     response
 }
 
-fn zip_response(body: ZipBody, partial: bool) -> Response {
-    let ZipBody { stream, etag } = body;
+fn zip_response(stream: ObjectStream, etag: HeaderValue, partial: bool) -> Response {
     let len = stream.range.end - stream.range.start;
     let status = if partial {
         StatusCode::PARTIAL_CONTENT

@@ -79,12 +79,6 @@ impl Kind {
     }
 }
 
-/// A zip ready to stream from storage.
-pub struct ZipBody {
-    pub stream: ObjectStream,
-    pub etag: axum::http::HeaderValue,
-}
-
 /// The proxy service; cheap to clone.
 #[derive(Clone)]
 pub struct Proxy {
@@ -227,7 +221,7 @@ impl Proxy {
             file.ext()
         );
         let key_ref = storage_key.as_str();
-        self.coordinated(module, version, file, key_ref, move || async move {
+        let fetched = self.coordinated(module, version, file, key_ref, move || async move {
                 let storage_key = key_ref;
                 let limit = if file == FileKind::Mod {
                     MAX_GOMOD_SIZE
@@ -249,14 +243,18 @@ impl Proxy {
                 let outcome = self.timed_put(storage_key, body.clone()).await?;
                 if outcome == PutOutcome::Created {
                     info!(module = %module, version = %version, file = file.ext(), bytes = body.len(), "stored from upstream");
+                    return Ok(Some(body));
                 }
-                Ok(())
+                Ok(None)
             })
             .await?;
-        // Whoever stored it first wins: serve what the store holds.
-        let body = self.stored(kind, &storage_key).await?.ok_or_else(|| {
-            ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
-        })?;
+        let body = match fetched.flatten() {
+            Some(body) => body,
+            // Whoever stored it first wins: serve what the store holds.
+            None => self.stored(kind, &storage_key).await?.ok_or_else(|| {
+                ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
+            })?,
+        };
         Ok(self.cache_immutable(storage_key, body, content_type).await)
     }
 
@@ -266,7 +264,7 @@ impl Proxy {
         module: &ModulePath,
         version: &Version,
         range: Option<RangeRequest>,
-    ) -> Result<ZipBody, ProxyError> {
+    ) -> Result<ObjectStream, ProxyError> {
         let storage_key = key::version_file(module, version, FileKind::Zip);
         if let Some(body) = self.open_zip(&storage_key, range).await? {
             self.inner
@@ -356,15 +354,16 @@ impl Proxy {
             }
             Ok(())
         })
-        .await
+        .await?;
+        // Stored by this fetch or by another replica: either way it is there.
+        Ok(())
     }
 
     async fn open_zip(
         &self,
         storage_key: &str,
         range: Option<RangeRequest>,
-    ) -> Result<Option<ZipBody>, ProxyError> {
-        let etag = crate::cache::immutable_etag(storage_key);
+    ) -> Result<Option<ObjectStream>, ProxyError> {
         let byte_range = match range {
             None => None,
             Some(range) => {
@@ -377,26 +376,27 @@ impl Proxy {
         let stream = self
             .timed_storage("get", self.inner.store.get_stream(storage_key, byte_range))
             .await?;
-        Ok(stream.map(|stream| ZipBody { stream, etag }))
+        Ok(stream)
     }
 
     /// Runs `fetch` once across replicas when leases are in use: the lease
     /// holder fetches, the others wait for the object to appear in storage.
+    /// `None` means another replica stored it and `fetch` did not run.
     /// Correctness never depends on the lease, since objects are write-once.
-    async fn coordinated<F, Fut>(
+    async fn coordinated<T, F, Fut>(
         &self,
         module: &ModulePath,
         version: &Version,
         file: FileKind,
         storage_key: &str,
         fetch: F,
-    ) -> Result<(), ProxyError>
+    ) -> Result<Option<T>, ProxyError>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<(), ProxyError>>,
+        Fut: std::future::Future<Output = Result<T, ProxyError>>,
     {
         let Coordination::Lease { ttl } = self.inner.config.coordination else {
-            return fetch().await;
+            return fetch().await.map(Some);
         };
         let lease_key = key::lease(module, version, file);
         let deadline = Instant::now() + ttl * 4;
@@ -412,8 +412,8 @@ impl Proxy {
                     // The previous holder may have stored it and let go
                     // between our storage miss and this lease.
                     let result = match self.timed_head(storage_key).await {
-                        Ok(Some(_)) => Ok(()),
-                        _ => fetch().await,
+                        Ok(Some(_)) => Ok(None),
+                        _ => fetch().await.map(Some),
                     };
                     if let Err(e) = self.inner.store.release_lease(&lease).await {
                         warn!(key = %lease_key, error = %e, "could not release lease");
@@ -424,7 +424,7 @@ impl Proxy {
                 Err(e) => {
                     // A lease is an optimisation: without one, fetch anyway.
                     warn!(key = %lease_key, error = %e, "lease unavailable, fetching without it");
-                    return fetch().await;
+                    return fetch().await.map(Some);
                 }
             }
             // Another replica is fetching: wait for its result to appear.
@@ -436,10 +436,10 @@ impl Proxy {
                     .singleflight_saved
                     .with_label_values(&[file.ext()])
                     .inc();
-                return Ok(());
+                return Ok(None);
             }
             if Instant::now() > deadline {
-                return fetch().await;
+                return fetch().await.map(Some);
             }
         }
     }
