@@ -1,6 +1,6 @@
 //! `h1:` hashes as go.sum records them (golang.org/x/mod/sumdb/dirhash Hash1).
 
-use crate::{CoreError, ModulePath, Version};
+use crate::CoreError;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -139,11 +139,6 @@ pub(crate) fn sha256_exact(
 
 fn zip_error(e: zip::result::ZipError) -> CoreError {
     CoreError::InvalidZip(e.to_string())
-}
-
-/// The go.sum lines for a module version.
-pub fn gosum_lines(module: &ModulePath, version: &Version, zip_h1: &str, mod_h1: &str) -> String {
-    format!("{module} {version} {zip_h1}\n{module} {version}/go.mod {mod_h1}\n")
 }
 
 #[cfg(test)]
