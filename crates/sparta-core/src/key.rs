@@ -2,6 +2,8 @@
 //! case-safe on any filesystem; Sparta's own objects live under `_sparta/`,
 //! which can never be a module path (its first element has no dot).
 
+use sha2::{Digest, Sha256};
+
 use crate::{FileKind, ModulePath, Version};
 
 /// `github.com/!azure/x/@v/v1.0.0.zip`: an immutable per-version file.
@@ -34,9 +36,18 @@ pub fn query(module: &ModulePath, escaped_query: &str) -> String {
     )
 }
 
-/// `_sparta/lease/github.com/!azure/x/@v/v1.0.0.zip`: the fetch lease for one file.
+/// `_sparta/lease/<32 hex digits>`: the fetch lease for one file, named by
+/// a digest of its key. Flat, so that on a filesystem a lease costs one file
+/// and no directories.
 pub fn lease(module: &ModulePath, version: &Version, kind: FileKind) -> String {
-    format!("_sparta/lease/{}", version_file(module, version, kind))
+    let digest = Sha256::digest(version_file(module, version, kind).as_bytes());
+    let mut name = String::with_capacity(14 + 32);
+    name.push_str("_sparta/lease/");
+    for b in &digest[..16] {
+        name.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        name.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+    }
+    name
 }
 
 /// `_sparta/sumdb/<name>/<path>`: a stored checksum database file.
@@ -63,10 +74,11 @@ mod tests {
             query(&m, &escape_query("Main")),
             "_sparta/query/github.com/!azure/!x/@v/!main.info"
         );
-        assert_eq!(
-            lease(&m, &v, FileKind::Info),
-            "_sparta/lease/github.com/!azure/!x/@v/v1.0.0-!r!c1.info"
-        );
+        let info_lease = lease(&m, &v, FileKind::Info);
+        assert!(info_lease.starts_with("_sparta/lease/"));
+        assert_eq!(info_lease.len(), "_sparta/lease/".len() + 32);
+        assert!(!info_lease["_sparta/lease/".len()..].contains('/'));
+        assert_ne!(info_lease, lease(&m, &v, FileKind::Mod));
         // Two paths that differ only in case never share a key.
         let lower = ModulePath::parse("github.com/azure/x").unwrap();
         assert_ne!(list(&lower), list(&m));

@@ -415,9 +415,15 @@ impl Proxy {
                         Ok(Some(_)) => Ok(None),
                         _ => fetch().await.map(Some),
                     };
-                    if let Err(e) = self.inner.store.release_lease(&lease).await {
-                        warn!(key = %lease_key, error = %e, "could not release lease");
-                    }
+                    // The file is stored (or failed): whoever waits on the
+                    // lease checks storage first, so the release need not
+                    // delay this answer.
+                    let store = self.inner.store.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = store.release_lease(&lease).await {
+                            warn!(key = %lease_key, error = %e, "could not release lease");
+                        }
+                    });
                     return result;
                 }
                 Ok(None) => {}

@@ -141,6 +141,7 @@ const STAGING_PREFIX: &str = "_sparta/staging";
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
     description: Arc<str>,
+    shared: bool,
 }
 
 impl Store {
@@ -182,7 +183,9 @@ impl Store {
             } else {
                 Arc::new(PrefixStore::new(store, prefix))
             };
-            return Ok(Store::from_object_store(inner, description));
+            let mut store = Store::from_object_store(inner, description);
+            store.shared = true;
+            return Ok(store);
         }
         let dir = if url.starts_with("file://") {
             let parsed = url::Url::parse(url)
@@ -199,9 +202,11 @@ impl Store {
         };
         tokio::fs::create_dir_all(&dir).await?;
         let dir = tokio::fs::canonicalize(&dir).await?;
+        // No automatic cleanup of emptied directories: leases and staging
+        // objects come and go in two flat directories, and removing and
+        // re-creating those on every fetch costs more than it tidies.
         let local = LocalFileSystem::new_with_prefix(&dir)
-            .map_err(|e| StorageError::Config(format!("{}: {e}", dir.display())))?
-            .with_automatic_cleanup(true);
+            .map_err(|e| StorageError::Config(format!("{}: {e}", dir.display())))?;
         Ok(Store::from_object_store(
             Arc::new(local),
             format!("file://{}", dir.display()),
@@ -213,7 +218,14 @@ impl Store {
         Store {
             inner,
             description: description.into().into(),
+            shared: false,
         }
+    }
+
+    /// Whether the store is meant to be shared by several replicas (a
+    /// bucket), as opposed to one process's directory or memory.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// A short description for logs, e.g. `s3://bucket/prefix` (never secrets).
