@@ -101,3 +101,58 @@ async fn concurrent_cold_zip_requests_fetch_once() {
         "100 cold requests must reach upstream once"
     );
 }
+
+/// Two replicas on one local directory with `--leases on`: concurrent cold
+/// requests spread over both reach upstream once per file. By default a
+/// local store is one replica's and takes no leases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_a_directory_fetch_once_with_leases_on() {
+    let fx = fixture();
+    let module = scratch_module();
+    let a = Sparta::for_fixture(&["--leases", "on"]).await;
+    let b = Sparta::start(
+        sparta_e2e::SpartaOptions::fixture()
+            .args(&["--leases", "on"])
+            .with_dir(a.dir.clone()),
+    )
+    .await;
+    for replica in [&a, &b] {
+        assert!(
+            replica.log().contains("coordination=Lease"),
+            "--leases on did not take leases:\n{}",
+            replica.log()
+        );
+    }
+    let client = http_client();
+    for ext in ["info", "mod", "zip"] {
+        let path = version_path(&module, "v1.0.0", ext);
+        let want = fx.truth(&path).await;
+        // Upstream answers slowly, so every request below arrives while
+        // the first fetch is still under way.
+        fx.fault(serde_json::json!({"path": path, "kind": "delay", "delay_ms": 400, "times": 2}))
+            .await;
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let url = format!("{}{path}", if i % 2 == 0 { &a.url } else { &b.url });
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let resp = client.get(url).send().await.expect("request");
+                    (resp.status().as_u16(), resp.bytes().await.expect("body"))
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (status, body) = task.await.unwrap();
+            assert_eq!(status, 200, "{path}");
+            assert_eq!(body.as_ref(), want.as_slice(), "{path}: wrong bytes");
+        }
+        assert_eq!(fx.count(&path).await, 1, "{path} fetched more than once");
+    }
+
+    let alone = Sparta::for_fixture(&[]).await;
+    assert!(
+        alone.log().contains("coordination=Local"),
+        "a local store took leases by default:\n{}",
+        alone.log()
+    );
+}

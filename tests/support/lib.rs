@@ -458,6 +458,12 @@ impl SpartaOptions {
         self.args.extend(args.iter().map(|s| s.to_string()));
         self
     }
+
+    /// Shares another instance's directory (its storage and spool).
+    pub fn with_dir(mut self, dir: std::sync::Arc<TempDir>) -> Self {
+        self.dir = Some(dir);
+        self
+    }
 }
 
 impl Sparta {

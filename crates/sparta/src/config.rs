@@ -68,6 +68,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SPARTA_LEASE_TTL")]
     pub lease_ttl: Option<String>,
 
+    /// Fetch leases across replicas: auto (on for s3://, off for a local
+    /// store), on (a directory shared by replicas, e.g. NFS), or off [default: auto].
+    #[arg(long, env = "SPARTA_LEASES")]
+    pub leases: Option<String>,
+
     /// S3 endpoint URL for S3-compatible stores (MinIO, COS, ...) [default: AWS].
     #[arg(long, env = "SPARTA_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
@@ -108,6 +113,15 @@ pub struct ServeArgs {
     pub ready_file: Option<PathBuf>,
 }
 
+/// When fetches are coordinated across replicas through the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leases {
+    /// On for stores meant to be shared (buckets), off for a local store.
+    Auto,
+    On,
+    Off,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -130,6 +144,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
     pub lease_ttl: Duration,
+    pub leases: Leases,
     pub s3: sparta_storage::S3Options,
     pub sumdb: Vec<String>,
     pub nosumdb: Vec<String>,
@@ -191,6 +206,12 @@ impl ServeArgs {
             "json" => LogFormat::Json,
             other => bail!("--log-format must be text or json, not {other:?}"),
         };
+        let leases = match a.leases.as_deref().unwrap_or("auto") {
+            "auto" => Leases::Auto,
+            "on" => Leases::On,
+            "off" => Leases::Off,
+            other => bail!("--leases must be auto, on or off, not {other:?}"),
+        };
         Ok(Settings {
             listen: a.listen.unwrap_or_else(|| "0.0.0.0:3000".to_owned()),
             storage: a.storage.unwrap_or_else(|| "./sparta-data".to_owned()),
@@ -210,6 +231,7 @@ impl ServeArgs {
                 .context("invalid --shutdown-grace")?,
             lease_ttl: parse_duration(a.lease_ttl.as_deref().unwrap_or("30s"))
                 .context("invalid --lease-ttl")?,
+            leases,
             s3: sparta_storage::S3Options {
                 endpoint: a.s3_endpoint,
                 region: a.s3_region,
@@ -240,6 +262,7 @@ impl ServeArgs {
             log_format: self.log_format.or(file.log_format),
             shutdown_grace: self.shutdown_grace.or(file.shutdown_grace),
             lease_ttl: self.lease_ttl.or(file.lease_ttl),
+            leases: self.leases.or(file.leases),
             s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),
             s3_region: self.s3_region.or(file.s3_region),
             s3_path_style: self.s3_path_style.or(file.s3_path_style),

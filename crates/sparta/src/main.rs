@@ -14,7 +14,7 @@ use sparta_sumdb::Sumdb;
 use sparta_upstream::{Upstream, UpstreamConfig};
 use tracing::{info, warn};
 
-use crate::config::{LogFormat, ServeArgs, Settings};
+use crate::config::{Leases, LogFormat, ServeArgs, Settings};
 
 /// Sparta, a Go module proxy (GOPROXY server) that stores every module version
 /// once in local or S3-compatible storage and serves it forever after.
@@ -137,19 +137,30 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     std::fs::create_dir_all(&settings.spool_dir)
         .with_context(|| format!("cannot create spool dir {}", settings.spool_dir.display()))?;
 
-    // Leases coordinate fetches across replicas only where the store refuses
-    // a second create of the same key; otherwise each replica fetches alone.
-    let coordination = match store.probe_conditional_put().await {
-        Ok(true) => Coordination::Lease {
-            ttl: settings.lease_ttl,
-        },
-        Ok(false) => {
-            warn!(storage = %store.describe(), "store does not honour write-once puts; fetches are coordinated per replica only");
-            Coordination::Local
-        }
-        Err(e) => {
-            warn!(storage = %store.describe(), error = %e, "could not probe the store for write-once puts; fetches are coordinated per replica only");
-            Coordination::Local
+    // Leases coordinate fetches across replicas that share a store, and only
+    // where it refuses a second create of the same key; otherwise each
+    // replica fetches alone. A local directory is one replica's by default:
+    // there a lease would cost a file per fetch and coordinate nothing.
+    let want_leases = match settings.leases {
+        Leases::Auto => store.is_shared(),
+        Leases::On => true,
+        Leases::Off => false,
+    };
+    let coordination = if !want_leases {
+        Coordination::Local
+    } else {
+        match store.probe_conditional_put().await {
+            Ok(true) => Coordination::Lease {
+                ttl: settings.lease_ttl,
+            },
+            Ok(false) => {
+                warn!(storage = %store.describe(), "store does not honour write-once puts; fetches are coordinated per replica only");
+                Coordination::Local
+            }
+            Err(e) => {
+                warn!(storage = %store.describe(), error = %e, "could not probe the store for write-once puts; fetches are coordinated per replica only");
+                Coordination::Local
+            }
         }
     };
     let sumdb_config = settings.sumdb_config()?;
