@@ -1,6 +1,7 @@
 //! `sparta`: a cloud-native Go module proxy.
 
 mod config;
+mod logsink;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -103,16 +104,11 @@ async fn verify(settings: Settings, delete: bool) -> Result<bool> {
 /// Logs go through a background thread that batches writes, so request
 /// logging costs a request a formatted line, not a write to stderr. Hold the
 /// guard until exit: dropping it flushes what is queued.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_logging(format: LogFormat) -> logsink::FlushGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPARTA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    let (writer, guard) = logsink::batched(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
