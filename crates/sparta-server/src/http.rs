@@ -2,19 +2,22 @@
 //! service method, turn its answer into a response.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use prometheus::IntGauge;
 use sparta_core::{FileKind, InfoVersion, ProxyRequest};
 use sparta_storage::ObjectStream;
+use tracing::{info, warn};
 
 use crate::AppState;
 use crate::cache::CachedFile;
 use crate::error::ProxyError;
+use crate::metrics::{Metrics, RouteKind};
 use crate::service::{Kind, RangeRequest, ZIP};
 
 /// Cache policy for files that never change.
@@ -22,39 +25,89 @@ const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=3153600
 /// Cache policy for answers that change (list, latest, queries).
 const REVALIDATE: HeaderValue = HeaderValue::from_static("public, max-age=60");
 
-/// The route kind of a request, for metrics; set on every response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteKind {
-    List,
-    Info,
-    Mod,
-    Zip,
-    Latest,
-    Sumdb,
-    Other,
+/// The one entry point for every request: counts, times and logs it.
+pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let started = Instant::now();
+    let in_flight = InFlight::enter(&state.metrics);
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let (route, response) = dispatch(&state, request).await;
+    drop(in_flight);
+    observe(
+        &state.metrics,
+        route,
+        &method,
+        uri.path(),
+        &response,
+        started.elapsed(),
+    );
+    response
 }
 
-impl RouteKind {
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            RouteKind::List => "list",
-            RouteKind::Info => "info",
-            RouteKind::Mod => "mod",
-            RouteKind::Zip => "zip",
-            RouteKind::Latest => "latest",
-            RouteKind::Sumdb => "sumdb",
-            RouteKind::Other => "other",
-        }
+/// Counts a request in flight until dropped, also when the client goes away
+/// and the request's future is dropped half-way.
+struct InFlight<'a>(&'a IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(metrics: &'a Metrics) -> Self {
+        metrics.http_in_flight.inc();
+        InFlight(&metrics.http_in_flight)
     }
 }
 
-/// The one entry point for every request.
-pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let (route, response) = dispatch(&state, request).await;
-    let mut response = response;
-    response.extensions_mut().insert(route);
-    response
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Metrics and the log line of one answered request.
+fn observe(
+    m: &Metrics,
+    route: RouteKind,
+    method: &Method,
+    path: &str,
+    response: &Response,
+    elapsed: Duration,
+) {
+    let series = m.route(route);
+    let status = response.status();
+    let is_get = *method == Method::GET;
+    match status {
+        StatusCode::OK if is_get => series.get_ok.inc(),
+        StatusCode::NOT_MODIFIED if is_get => series.get_not_modified.inc(),
+        _ => m
+            .http_requests
+            .with_label_values(&[route.label(), method_label(method), status.as_str()])
+            .inc(),
+    }
+    series.duration.observe(elapsed.as_secs_f64());
+    if *method != Method::HEAD {
+        let bytes = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        series.response_bytes.inc_by(bytes);
+    }
+    let latency_us = elapsed.as_micros() as u64;
+    if status.is_server_error() {
+        warn!(method = %method, path, status = status.as_u16(), latency_us, "request");
+    } else {
+        info!(method = %method, path, status = status.as_u16(), latency_us, "request");
+    }
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        _ => "OTHER",
+    }
 }
 
 async fn dispatch(state: &AppState, request: Request) -> (RouteKind, Response) {

@@ -10,22 +10,16 @@ pub mod service;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::header;
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 pub use error::ProxyError;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, RouteKind};
 pub use service::{Coordination, Proxy, ServiceConfig};
-
-use crate::http::RouteKind;
 
 /// Everything a request handler can reach.
 pub struct AppState {
@@ -35,64 +29,9 @@ pub struct AppState {
     pub path_prefix: String,
 }
 
-/// Builds the router: one fallback handler behind the observing layer.
+/// Builds the router: one fallback handler sees every request.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .fallback(http::handle)
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
-        .with_state(state)
-}
-
-/// Counts, times and logs every request in one place.
-async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    let m = &state.metrics;
-    m.http_in_flight.inc();
-    let response = next.run(request).await;
-    m.http_in_flight.dec();
-    let elapsed = started.elapsed();
-    let route = response
-        .extensions()
-        .get::<RouteKind>()
-        .copied()
-        .unwrap_or(RouteKind::Other);
-    let status = response.status();
-    m.http_requests
-        .with_label_values(&[route.label(), method_label(&method), status.as_str()])
-        .inc();
-    m.http_duration
-        .with_label_values(&[route.label()])
-        .observe(elapsed.as_secs_f64());
-    let bytes = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    if method != axum::http::Method::HEAD {
-        m.http_response_bytes
-            .with_label_values(&[route.label()])
-            .inc_by(bytes);
-    }
-    if status.is_server_error() {
-        warn!(method = %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "request");
-    } else {
-        info!(method = %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "request");
-    }
-    response
-}
-
-fn method_label(method: &axum::http::Method) -> &'static str {
-    match method.as_str() {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        _ => "OTHER",
-    }
+    Router::new().fallback(http::handle).with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight

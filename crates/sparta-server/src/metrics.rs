@@ -1,10 +1,60 @@
 //! Prometheus metrics: one struct owns the registry and every family.
 //! Labels are bounded enums only; never a module path, version or client.
 
+use std::sync::Arc;
+
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// The route kind of a request: the `route` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    List,
+    Info,
+    Mod,
+    Zip,
+    Latest,
+    Sumdb,
+    Other,
+}
+
+impl RouteKind {
+    /// Every kind, in declaration order (the index of [`RouteKind::series`]).
+    pub const ALL: [RouteKind; 7] = [
+        RouteKind::List,
+        RouteKind::Info,
+        RouteKind::Mod,
+        RouteKind::Zip,
+        RouteKind::Latest,
+        RouteKind::Sumdb,
+        RouteKind::Other,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RouteKind::List => "list",
+            RouteKind::Info => "info",
+            RouteKind::Mod => "mod",
+            RouteKind::Zip => "zip",
+            RouteKind::Latest => "latest",
+            RouteKind::Sumdb => "sumdb",
+            RouteKind::Other => "other",
+        }
+    }
+}
+
+/// The series every request of one route touches, resolved once: a
+/// labelled lookup hashes its values and takes a lock on each call.
+pub struct RouteSeries {
+    pub duration: Histogram,
+    pub response_bytes: IntCounter,
+    /// `sparta_http_requests_total` for GET 200 and GET 304, the usual answers.
+    pub get_ok: IntCounter,
+    pub get_not_modified: IntCounter,
+}
 
 /// Every metric Sparta exports.
 #[derive(Clone)]
@@ -28,6 +78,7 @@ pub struct Metrics {
     pub sumdb_verifications: IntCounterVec,
     pub ready: IntGauge,
     pub lease_mode: IntGaugeVec,
+    routes: Arc<[RouteSeries; 7]>,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -70,30 +121,40 @@ impl Metrics {
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             30.0,
         ];
+        let http_requests = counter(
+            &r,
+            "sparta_http_requests_total",
+            "HTTP requests served.",
+            &["route", "method", "status"],
+        );
+        let http_duration = histogram(
+            &r,
+            "sparta_http_request_duration_seconds",
+            "Time to response headers.",
+            &["route"],
+            latency,
+        );
+        let http_response_bytes = counter(
+            &r,
+            "sparta_http_response_bytes_total",
+            "Response body bytes sent.",
+            &["route"],
+        );
+        let routes = Arc::new(RouteKind::ALL.map(|route| RouteSeries {
+            duration: http_duration.with_label_values(&[route.label()]),
+            response_bytes: http_response_bytes.with_label_values(&[route.label()]),
+            get_ok: http_requests.with_label_values(&[route.label(), "GET", "200"]),
+            get_not_modified: http_requests.with_label_values(&[route.label(), "GET", "304"]),
+        }));
         let m = Metrics {
-            http_requests: counter(
-                &r,
-                "sparta_http_requests_total",
-                "HTTP requests served.",
-                &["route", "method", "status"],
-            ),
-            http_duration: histogram(
-                &r,
-                "sparta_http_request_duration_seconds",
-                "Time to response headers.",
-                &["route"],
-                latency,
-            ),
+            http_requests,
+            http_duration,
+            http_response_bytes,
+            routes,
             http_in_flight: gauge(
                 &r,
                 "sparta_http_requests_in_flight",
                 "HTTP requests being served.",
-            ),
-            http_response_bytes: counter(
-                &r,
-                "sparta_http_response_bytes_total",
-                "Response body bytes sent.",
-                &["route"],
             ),
             cache_lookups: counter(
                 &r,
@@ -201,6 +262,11 @@ impl Metrics {
         m
     }
 
+    /// The pre-resolved series of `route`.
+    pub fn route(&self, route: RouteKind) -> &RouteSeries {
+        &self.routes[route as usize]
+    }
+
     /// Creates the series alerts and dashboards divide by, at zero, so a rate
     /// over them exists before the first event (a counter that appears at 1
     /// hides its first increase from `rate`).
@@ -233,5 +299,38 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_series_are_the_labelled_ones() {
+        let m = Metrics::new();
+        for (i, route) in RouteKind::ALL.into_iter().enumerate() {
+            assert_eq!(route as usize, i, "ALL is in declaration order");
+            m.route(route).get_ok.inc();
+            m.route(route).response_bytes.inc_by(7);
+            assert_eq!(
+                m.http_requests
+                    .with_label_values(&[route.label(), "GET", "200"])
+                    .get(),
+                1
+            );
+            assert_eq!(
+                m.http_response_bytes
+                    .with_label_values(&[route.label()])
+                    .get(),
+                7
+            );
+        }
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"sparta_http_requests_total{method="GET",route="info",status="200"} 1"#
+            )
+        );
     }
 }
