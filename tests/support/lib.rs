@@ -156,7 +156,16 @@ impl Fixture {
             _stdin: stdin,
             addr,
             url: format!("http://{addr}"),
-            client: http_client(),
+            // The fixture outlives each test's runtime; a pooled connection
+            // belongs to the runtime that opened it and dies with it, so
+            // keep none between calls.
+            client: reqwest::Client::builder()
+                .timeout(HTTP_TIMEOUT)
+                .connect_timeout(Duration::from_secs(10))
+                .pool_max_idle_per_host(0)
+                .no_proxy()
+                .build()
+                .expect("reqwest client"),
         }
     }
 
