@@ -401,8 +401,11 @@ pub struct Sparta {
 pub async fn wait_ready(child: &mut Child, ready: &Path, log: &Path, name: &str) -> SocketAddr {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
+        // Ready once the address is out and the start-up line is logged
+        // (logs are written by a thread of their own, a moment later).
         if let Ok(text) = std::fs::read_to_string(ready)
             && let Ok(addr) = text.trim().parse::<SocketAddr>()
+            && std::fs::read_to_string(log).is_ok_and(|l| l.contains("listening"))
         {
             return addr;
         }

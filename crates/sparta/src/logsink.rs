@@ -1,17 +1,18 @@
 //! A log writer for a busy server. Each event is appended to a shared
-//! buffer under a short lock; one thread writes the buffer out in batches.
-//! A log line therefore costs neither an allocation nor a thread wake-up:
-//! the writer thread is woken once per batch, when the buffer stops being
-//! empty, and sleeps while nothing is logged.
+//! buffer under a short lock; one thread writes the buffer out. A log line
+//! therefore costs neither an allocation nor, under load, a thread wake-up:
+//! the writer thread wakes when the buffer stops being empty, writes at most
+//! once per batch window, and sleeps while nothing is logged.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
-/// How long the writer thread lets lines gather before writing them.
+/// The shortest time between two writes: lines logged meanwhile gather
+/// into one batch.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// Past this many pending bytes, loggers wait for the writer (no line is
 /// ever dropped, and memory stays bounded when the output is slow).
@@ -77,6 +78,7 @@ pub fn batched<W: Write + Send + 'static>(out: W) -> (BatchedWriter, FlushGuard)
 
 fn write_batches<W: Write>(shared: &Shared, mut out: W) {
     let mut spare = Vec::with_capacity(64 * 1024);
+    let mut last_write: Option<Instant> = None;
     loop {
         let mut pending = shared.lock();
         while pending.buf.is_empty() && !pending.closed {
@@ -85,10 +87,12 @@ fn write_batches<W: Write>(shared: &Shared, mut out: W) {
                 .wait(pending)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        if !pending.closed {
-            // Let the lines of the next few milliseconds join this batch.
+        // A line after a quiet spell is written at once; under a stream of
+        // lines, writes come at most once per window and carry a batch.
+        let since = last_write.map_or(BATCH_WINDOW, |t| t.elapsed());
+        if !pending.closed && since < BATCH_WINDOW {
             drop(pending);
-            std::thread::sleep(BATCH_WINDOW);
+            std::thread::sleep(BATCH_WINDOW - since);
             pending = shared.lock();
         }
         let closed = pending.closed;
@@ -97,6 +101,7 @@ fn write_batches<W: Write>(shared: &Shared, mut out: W) {
         shared.drained.notify_all();
         // Nowhere to report a failed log write: drop the batch and go on.
         let _ = out.write_all(&spare).and_then(|()| out.flush());
+        last_write = Some(Instant::now());
         spare.clear();
         if closed {
             return;
