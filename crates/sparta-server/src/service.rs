@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use moka::future::Cache;
+use prometheus::IntCounter;
 use sparta_core::zipcheck::{MAX_GOMOD_SIZE, MAX_ZIP_SIZE};
 use sparta_core::{FileKind, ModulePath, Version, key};
 use sparta_storage::{ObjectInfo, ObjectStream, PutOutcome, StorageError, Store};
@@ -67,6 +68,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in declaration order.
+    const ALL: [Kind; 6] = [
+        Kind::Info,
+        Kind::Mod,
+        Kind::Zip,
+        Kind::List,
+        Kind::Latest,
+        Kind::Query,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             Kind::Info => "info",
@@ -94,6 +105,9 @@ struct Inner {
     small_flights: Arc<Flights<Arc<CachedFile>>>,
     zip_flights: Arc<Flights<()>>,
     metrics: Metrics,
+    /// `sparta_cache_lookups_total{tier="memory",result="hit"}` per kind,
+    /// resolved once for the hot path.
+    memory_hits: [IntCounter; 6],
     config: ServiceConfig,
 }
 
@@ -124,6 +138,11 @@ impl Proxy {
                 negative,
                 small_flights: Arc::default(),
                 zip_flights: Arc::default(),
+                memory_hits: Kind::ALL.map(|kind| {
+                    metrics
+                        .cache_lookups
+                        .with_label_values(&["memory", kind.label(), "hit"])
+                }),
                 metrics,
                 config,
             }),
@@ -475,11 +494,7 @@ impl Proxy {
     /// because the full path that follows counts it.
     pub async fn memory_hit(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
         let hit = self.inner.cache.get(storage_key).await?;
-        self.inner
-            .metrics
-            .cache_lookups
-            .with_label_values(&["memory", kind.label(), "hit"])
-            .inc();
+        self.inner.memory_hits[kind as usize].inc();
         Some(hit)
     }
 
@@ -865,6 +880,13 @@ fn check_mutable(kind: Kind, body: &[u8]) -> Result<(), ProxyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_are_listed_in_declaration_order() {
+        for (i, kind) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "{kind:?}");
+        }
+    }
 
     #[test]
     fn ranges_parse_and_resolve() {
