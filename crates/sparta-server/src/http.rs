@@ -114,8 +114,8 @@ async fn dispatch(state: &AppState, request: Request) -> (RouteKind, Response) {
     let path = request.uri().path();
     match path {
         "/healthz" => return (RouteKind::Other, text(StatusCode::OK, "ok\n")),
-        "/readyz" => return (RouteKind::Other, readyz(state).await),
-        "/metrics" => return (RouteKind::Other, metrics(state).await),
+        "/readyz" => return (RouteKind::Other, Box::pin(readyz(state)).await),
+        "/metrics" => return (RouteKind::Other, Box::pin(metrics(state)).await),
         _ => {}
     }
     let Some(rest) = path.strip_prefix(state.path_prefix.as_str()) else {
@@ -134,7 +134,7 @@ async fn dispatch(state: &AppState, request: Request) -> (RouteKind, Response) {
         );
     };
     if rest.starts_with("sumdb/") {
-        let reply = match sumdb(state, request.method(), rest).await {
+        let reply = match Box::pin(sumdb(state, request.method(), rest)).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         };
@@ -157,7 +157,9 @@ async fn dispatch(state: &AppState, request: Request) -> (RouteKind, Response) {
         return (route, ProxyError::MethodNotAllowed.into_response());
     }
     let result = match parsed {
-        Ok(req) => proxy(state, req, request.headers()).await,
+        // Boxed: the service's futures are large, and every request's
+        // future is moved several times on its way through the router.
+        Ok(req) => Box::pin(proxy(state, req, request.headers())).await,
         Err(e) => Err(ProxyError::from(e)),
     };
     (route, result.unwrap_or_else(IntoResponse::into_response))
@@ -426,4 +428,21 @@ async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response
         REVALIDATE
     };
     Ok(bytes_response(file.body, file.content_type, cache_control))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<F: std::future::Future>(_: fn(State<Arc<AppState>>, Request) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// The router moves each request's future several times; a memory hit
+    /// must not pay for the size of the fetch paths.
+    #[test]
+    fn the_request_future_stays_small() {
+        let size = future_size(handle);
+        assert!(size <= 4096, "a request's future is {size} bytes");
+    }
 }
