@@ -249,3 +249,55 @@ async fn info_queries_and_latest() {
         "a query was stored as a version: {stored:?}"
     );
 }
+
+/// A client that gives up on a slow fetch leaves no request counted in
+/// flight, and the fetch still completes for the next caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_requests_leave_the_in_flight_gauge() {
+    let fx = fixture();
+    let module = scratch_module();
+    let path = version_path(&module, "v1.0.0", "mod");
+    fx.fault(serde_json::json!({"path": path, "kind": "delay", "delay_ms": 1500, "times": 1}))
+        .await;
+    let sparta = Sparta::for_fixture(&[]).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(200))
+        .no_proxy()
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        let gave_up = impatient.get(format!("{}{path}", sparta.url)).send().await;
+        assert!(gave_up.is_err(), "the delayed fetch answered within 200 ms");
+    }
+    let client = http_client();
+    let body = client
+        .get(format!("{}{path}", sparta.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body.status(), 200);
+    assert_eq!(
+        body.bytes().await.unwrap().as_ref(),
+        fx.truth(&path).await.as_slice()
+    );
+    let metrics = client
+        .get(format!("{}/metrics", sparta.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Only the /metrics request itself is in flight.
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "sparta_http_requests_in_flight 1"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("sparta_http_requests_in_flight"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
