@@ -4,6 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::hash::hex;
 use crate::{FileKind, ModulePath, Version};
 
 /// `github.com/!azure/x/@v/v1.0.0.zip`: an immutable per-version file.
@@ -41,13 +42,7 @@ pub fn query(module: &ModulePath, escaped_query: &str) -> String {
 /// and no directories.
 pub fn lease(module: &ModulePath, version: &Version, kind: FileKind) -> String {
     let digest = Sha256::digest(version_file(module, version, kind).as_bytes());
-    let mut name = String::with_capacity(14 + 32);
-    name.push_str("_sparta/lease/");
-    for b in &digest[..16] {
-        name.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-        name.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
-    }
-    name
+    format!("_sparta/lease/{}", hex(&digest[..16]))
 }
 
 /// `_sparta/sumdb/<name>/<path>`: a stored checksum database file.

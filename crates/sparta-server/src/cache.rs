@@ -10,6 +10,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use sha2::{Digest, Sha256};
+use sparta_core::hash::hex;
 
 use crate::metrics::Metrics;
 
@@ -38,7 +39,7 @@ impl CachedFile {
     /// A mutable answer (list, latest, query), fresh for `ttl`.
     pub fn mutable(body: Bytes, content_type: &'static str, ttl: Duration) -> Arc<Self> {
         let digest = Sha256::digest(&body);
-        let etag = format!("\"{}\"", hex16(&digest));
+        let etag = format!("\"{}\"", hex(&digest[..16]));
         Arc::new(CachedFile {
             etag: HeaderValue::from_str(&etag).expect("hex is a valid header"),
             body,
@@ -51,11 +52,7 @@ impl CachedFile {
 /// The strong ETag of the immutable object stored under `key`.
 pub fn immutable_etag(key: &str) -> HeaderValue {
     let digest = Sha256::digest(key.as_bytes());
-    HeaderValue::from_str(&format!("\"{}\"", hex16(&digest))).expect("hex is a valid header")
-}
-
-fn hex16(digest: &[u8]) -> String {
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    HeaderValue::from_str(&format!("\"{}\"", hex(&digest[..16]))).expect("hex is a valid header")
 }
 
 struct PerEntryTtl;

@@ -21,7 +21,7 @@ pub enum RouteKind {
 }
 
 impl RouteKind {
-    /// Every kind, in declaration order (the index of [`RouteKind::series`]).
+    /// Every kind, in declaration order (the index [`Metrics::route`] uses).
     pub const ALL: [RouteKind; 7] = [
         RouteKind::List,
         RouteKind::Info,
