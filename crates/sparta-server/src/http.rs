@@ -31,7 +31,12 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Res
     let in_flight = InFlight::enter(&state.metrics);
     let method = request.method().clone();
     let uri = request.uri().clone();
-    let (route, response) = dispatch(&state, request).await;
+    let (route, response) = if state.access.is_open() && state.audit.is_none() {
+        dispatch(&state, request).await
+    } else {
+        // Boxed: only guarded requests pay for the gate's future.
+        Box::pin(crate::gate::guarded(&state, request)).await
+    };
     drop(in_flight);
     observe(
         &state.metrics,
@@ -110,12 +115,15 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-async fn dispatch(state: &AppState, request: Request) -> (RouteKind, Response) {
+pub(crate) async fn dispatch(state: &AppState, request: Request) -> (RouteKind, Response) {
     let path = request.uri().path();
     match path {
         "/healthz" => return (RouteKind::Other, text(StatusCode::OK, "ok\n")),
         "/readyz" => return (RouteKind::Other, Box::pin(readyz(state)).await),
-        "/metrics" => return (RouteKind::Other, Box::pin(metrics(state)).await),
+        // With an admin address, metrics are served there only.
+        "/metrics" if !state.admin_separate => {
+            return (RouteKind::Other, Box::pin(metrics(state)).await);
+        }
         _ => {}
     }
     let Some(rest) = path.strip_prefix(state.path_prefix.as_str()) else {
@@ -428,6 +436,16 @@ async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response
         REVALIDATE
     };
     Ok(bytes_response(file.body, file.content_type, cache_control))
+}
+
+/// The admin address's one handler: probes and metrics, nothing else.
+pub async fn admin(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    match request.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => Box::pin(readyz(&state)).await,
+        "/metrics" => Box::pin(metrics(&state)).await,
+        _ => text(StatusCode::NOT_FOUND, "not found: the admin address serves /healthz, /readyz and /metrics\n"),
+    }
 }
 
 #[cfg(test)]

@@ -213,9 +213,12 @@ impl Proxy {
         let this = self.clone();
         let (module, version) = (module.clone(), version.clone());
         let flight_key = storage_key.clone();
+        // The fetch runs in a task of its own: carry the audit's tier slot.
+        let tier = crate::audit::current_tier();
         self.shared(&self.inner.small_flights, kind, &flight_key, async move {
-            this.fetch_small_file(kind, &module, &version, file, storage_key, content_type)
-                .await
+            let fetch =
+                this.fetch_small_file(kind, &module, &version, file, storage_key, content_type);
+            crate::audit::with_tier(tier, fetch).await
         })
         .await
     }
@@ -286,6 +289,7 @@ impl Proxy {
     ) -> Result<ObjectStream, ProxyError> {
         let storage_key = key::version_file(module, version, FileKind::Zip);
         if let Some(body) = self.open_zip(&storage_key, range).await? {
+            crate::audit::note_tier(crate::audit::Tier::Storage);
             self.inner
                 .metrics
                 .cache_lookups
@@ -298,6 +302,7 @@ impl Proxy {
             .cache_lookups
             .with_label_values(&["storage", "zip", "miss"])
             .inc();
+        crate::audit::note_tier(crate::audit::Tier::Upstream);
         let this = self.clone();
         let (m, v) = (module.clone(), version.clone());
         let k = storage_key.clone();
@@ -495,13 +500,19 @@ impl Proxy {
     pub async fn memory_hit(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
         let hit = self.inner.cache.get(storage_key).await?;
         self.inner.memory_hits[kind as usize].inc();
+        crate::audit::note_tier(crate::audit::Tier::Memory);
         Some(hit)
     }
 
     /// The memory tier: a hit or a miss, counted.
     async fn memory_lookup(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
         let hit = self.inner.cache.get(storage_key).await;
-        let result = if hit.is_some() { "hit" } else { "miss" };
+        let result = if hit.is_some() {
+            crate::audit::note_tier(crate::audit::Tier::Memory);
+            "hit"
+        } else {
+            "miss"
+        };
         self.inner
             .metrics
             .cache_lookups
@@ -648,7 +659,12 @@ impl Proxy {
         let found = self
             .timed_storage("get", self.inner.store.get(storage_key))
             .await?;
-        let result = if found.is_some() { "hit" } else { "miss" };
+        let result = if found.is_some() {
+            crate::audit::note_tier(crate::audit::Tier::Storage);
+            "hit"
+        } else {
+            "miss"
+        };
         self.inner
             .metrics
             .cache_lookups
@@ -664,6 +680,7 @@ impl Proxy {
         upstream_path: &str,
         limit: u64,
     ) -> Result<Bytes, ProxyError> {
+        crate::audit::note_tier(crate::audit::Tier::Upstream);
         self.upstream_call(kind, storage_key, async {
             self.inner.upstream.fetch_bytes(upstream_path, limit).await
         })

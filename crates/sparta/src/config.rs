@@ -111,6 +111,68 @@ pub struct ServeArgs {
     /// Write the bound address to this file once listening (for scripts and tests).
     #[arg(long, env = "SPARTA_READY_FILE")]
     pub ready_file: Option<PathBuf>,
+
+    // Access control (docs/CONTRACTS.md, "Access control").
+    /// Client address ranges that may use the proxy (CIDR, IPv4 or IPv6); repeatable or
+    /// comma-separated [default: every address].
+    #[arg(long, env = "SPARTA_ALLOW", value_delimiter = ',')]
+    #[serde(default)]
+    pub allow: Vec<String>,
+
+    /// Client address ranges refused, also inside an allowed range; repeatable or comma-separated.
+    #[arg(long, env = "SPARTA_DENY", value_delimiter = ',')]
+    #[serde(default)]
+    pub deny: Vec<String>,
+
+    /// Peers whose X-Forwarded-For/Forwarded headers are believed (the reverse proxy or
+    /// Ingress controller); repeatable or comma-separated [default: none].
+    #[arg(long, env = "SPARTA_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+
+    /// Module rule `allow|exclude PATTERN[@RANGE] [REASON]`; repeatable, first match decides.
+    #[arg(long, env = "SPARTA_MODULE_RULE")]
+    #[serde(default)]
+    pub module_rule: Vec<String>,
+
+    /// htpasswd file (bcrypt or SHA-256 crypt) for Basic authentication; reloaded on change.
+    #[arg(long, env = "SPARTA_HTPASSWD")]
+    pub htpasswd: Option<PathBuf>,
+
+    /// File of `name:sha256hex` token hashes for Bearer authentication; reloaded on change.
+    #[arg(long, env = "SPARTA_AUTH_TOKENS")]
+    pub auth_tokens: Option<PathBuf>,
+
+    /// Audit log: a file path, stderr, or off [default: off].
+    #[arg(long, env = "SPARTA_AUDIT_LOG")]
+    pub audit_log: Option<String>,
+
+    /// TLS certificate chain (PEM); with --tls-key, serves HTTPS and HTTP/2. Reloaded on change.
+    #[arg(long, env = "SPARTA_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM).
+    #[arg(long, env = "SPARTA_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Separate plain-HTTP address for /metrics and the probes, never access-checked;
+    /// when set, /metrics leaves the main address [default: none].
+    #[arg(long, env = "SPARTA_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+}
+
+/// Access control settings, checked at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct AccessSettings {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+    pub trusted_proxies: Vec<String>,
+    pub module_rules: Vec<String>,
+    pub htpasswd: Option<PathBuf>,
+    pub auth_tokens: Option<PathBuf>,
+    pub audit_log: Option<sparta_server::audit::AuditSink>,
+    pub tls: Option<sparta_server::tls::CertFiles>,
+    pub admin_listen: Option<String>,
 }
 
 /// When fetches are coordinated across replicas through the store.
@@ -151,6 +213,7 @@ pub struct Settings {
     pub sumdb_verify: bool,
     pub sumdb_fail_open: bool,
     pub ready_file: Option<PathBuf>,
+    pub access: AccessSettings,
 }
 
 impl Settings {
@@ -206,6 +269,27 @@ impl ServeArgs {
             "json" => LogFormat::Json,
             other => bail!("--log-format must be text or json, not {other:?}"),
         };
+        let tls = match (a.tls_cert.clone(), a.tls_key.clone()) {
+            (Some(cert), Some(key)) => Some(sparta_server::tls::CertFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
+        // Parsed here for the error; the server parses them again.
+        sparta_access::net::parse_nets(&a.allow).context("invalid --allow")?;
+        sparta_access::net::parse_nets(&a.deny).context("invalid --deny")?;
+        sparta_access::net::parse_nets(&a.trusted_proxies).context("invalid --trusted-proxies")?;
+        sparta_access::ModuleRules::parse(&a.module_rule).context("invalid --module-rule")?;
+        let access = AccessSettings {
+            allow: a.allow.clone(),
+            deny: a.deny.clone(),
+            trusted_proxies: a.trusted_proxies.clone(),
+            module_rules: a.module_rule.clone(),
+            htpasswd: a.htpasswd.clone(),
+            auth_tokens: a.auth_tokens.clone(),
+            audit_log: sparta_server::audit::AuditSink::parse(a.audit_log.as_deref().unwrap_or("off")),
+            tls,
+            admin_listen: a.admin_listen.clone(),
+        };
         let leases = match a.leases.as_deref().unwrap_or("auto") {
             "auto" => Leases::Auto,
             "on" => Leases::On,
@@ -243,6 +327,7 @@ impl ServeArgs {
             sumdb_verify: a.sumdb_verify.unwrap_or(true),
             sumdb_fail_open: a.sumdb_fail_open.unwrap_or(false),
             ready_file: a.ready_file,
+            access,
         })
     }
 
@@ -280,8 +365,23 @@ impl ServeArgs {
             sumdb_verify: self.sumdb_verify.or(file.sumdb_verify),
             sumdb_fail_open: self.sumdb_fail_open.or(file.sumdb_fail_open),
             ready_file: self.ready_file.or(file.ready_file),
+            allow: or_list(self.allow, file.allow),
+            deny: or_list(self.deny, file.deny),
+            trusted_proxies: or_list(self.trusted_proxies, file.trusted_proxies),
+            module_rule: or_list(self.module_rule, file.module_rule),
+            htpasswd: self.htpasswd.or(file.htpasswd),
+            auth_tokens: self.auth_tokens.or(file.auth_tokens),
+            audit_log: self.audit_log.or(file.audit_log),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            admin_listen: self.admin_listen.or(file.admin_listen),
         }
     }
+}
+
+/// A list set by flag or env wins whole over the file's.
+fn or_list(set: Vec<String>, file: Vec<String>) -> Vec<String> {
+    if set.is_empty() { file } else { set }
 }
 
 /// The proxies of `$GOPROXY`, less `direct` and `off`, which Sparta cannot

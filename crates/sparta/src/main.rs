@@ -1,5 +1,6 @@
 //! `sparta`: a cloud-native Go module proxy.
 
+mod access;
 mod config;
 mod logsink;
 
@@ -38,6 +39,9 @@ enum Command {
         #[arg(long)]
         delete: bool,
     },
+    /// Bearer tokens for --auth-tokens.
+    #[command(subcommand)]
+    Token(access::TokenCommand),
 }
 
 fn main() -> Result<()> {
@@ -49,6 +53,7 @@ fn main() -> Result<()> {
             let _logs = init_logging(settings.log_format);
             runtime()?.block_on(serve(settings, started))
         }
+        Command::Token(cmd) => access::token_command(cmd),
         Command::Verify { args, delete } => {
             let settings = args.resolve()?;
             let logs = init_logging(settings.log_format);
@@ -187,15 +192,40 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
             holder,
         },
     );
+    let (access, audit, audit_guard) = access::build(&settings.access, &metrics)?;
     let state = Arc::new(AppState {
         proxy,
         metrics: metrics.clone(),
         path_prefix: settings.path_prefix.clone(),
+        access,
+        audit,
+        admin_separate: settings.access.admin_listen.is_some(),
     });
     let listener = bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let tls = match &settings.access.tls {
+        Some(files) => Some(
+            sparta_server::tls::ReloadingCert::open(files.clone())
+                .with_context(|| format!("cannot load TLS certificate {}", files.cert.display()))?,
+        ),
+        None => None,
+    };
+    let (admin_stop, admin_task) = match &settings.access.admin_listen {
+        Some(admin) => {
+            let l = bind(admin)
+                .await
+                .with_context(|| format!("cannot listen on {admin}"))?;
+            info!(addr = %l.local_addr()?, "admin address (probes, /metrics)");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(sparta_server::serve_admin(l, state.clone(), async move {
+                let _ = rx.await;
+            }));
+            (Some(tx), Some(task))
+        }
+        None => (None, None),
+    };
     metrics.ready.set(1);
     if let Some(path) = &settings.ready_file {
         let tmp = path.with_extension("tmp");
@@ -209,9 +239,25 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         coordination = ?coordination,
         sumdb = ?databases,
         startup_ms = started.elapsed().as_millis() as u64,
+        tls = tls.is_some(),
         "listening"
     );
-    sparta_server::serve(listener, state, shutdown_signal(), settings.shutdown_grace).await?;
+    match tls {
+        Some(cert) => {
+            sparta_server::serve_tls(listener, cert, state, shutdown_signal(), settings.shutdown_grace)
+                .await?
+        }
+        None => {
+            sparta_server::serve(listener, state, shutdown_signal(), settings.shutdown_grace).await?
+        }
+    }
+    if let (Some(stop), Some(task)) = (admin_stop, admin_task) {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    if let Some(guard) = audit_guard {
+        let _ = tokio::task::spawn_blocking(move || guard.finish(std::time::Duration::from_secs(10))).await;
+    }
     info!("stopped");
     Ok(())
 }
