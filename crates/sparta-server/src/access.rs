@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus::{IntCounter, IntCounterVec, Opts};
 use sparta_access::auth::Check;
-use sparta_access::{AuthFailure, Authenticator, IpNet, ModuleRules, ModuleVerdict, NetPolicy, Principal};
+use sparta_access::{
+    AuthFailure, Authenticator, IpNet, ModuleRules, ModuleVerdict, NetPolicy, Principal,
+};
 use sparta_core::{InfoVersion, ProxyRequest};
 use tracing::warn;
 
@@ -167,7 +169,12 @@ impl Access {
                 .filter_map(|v| v.to_str().ok())
                 .collect()
         };
-        sparta_access::client_addr(peer, trusted, &values("forwarded"), &values("x-forwarded-for"))
+        sparta_access::client_addr(
+            peer,
+            trusted,
+            &values("forwarded"),
+            &values("x-forwarded-for"),
+        )
     }
 
     async fn decide(

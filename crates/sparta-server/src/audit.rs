@@ -98,8 +98,11 @@ impl AuditLog {
     ) -> (AuditLog, AuditGuard) {
         let lines = IntCounter::new("sparta_audit_lines_total", "Audit lines written.")
             .expect("valid metric");
-        let queued = IntGauge::new("sparta_audit_queue_lines", "Audit lines waiting for the sink.")
-            .expect("valid metric");
+        let queued = IntGauge::new(
+            "sparta_audit_queue_lines",
+            "Audit lines waiting for the sink.",
+        )
+        .expect("valid metric");
         let errors = IntCounter::new(
             "sparta_audit_write_errors_total",
             "Writes to the audit sink that failed.",
@@ -274,7 +277,9 @@ pub fn tier_label(slot: &TierSlot) -> &'static str {
 
 /// RFC 3339 UTC time with milliseconds.
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, day) = civil_from_days(days as i64);
@@ -362,7 +367,11 @@ mod tests {
         let text = String::from_utf8(got.lock().unwrap().clone()).unwrap();
         let mut seen: Vec<u64> = text
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["bytes"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["bytes"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..2000).collect::<Vec<u64>>());

@@ -33,7 +33,10 @@ pub(crate) async fn guarded(state: &AppState, request: Request) -> (RouteKind, R
         .strip_prefix(state.path_prefix.as_str())
         .and_then(|r| r.strip_prefix('/'))
         .filter(|r| !r.starts_with("sumdb/"));
-    let (caller, verdict) = state.access.admit(peer, request.headers(), proxy_path).await;
+    let (caller, verdict) = state
+        .access
+        .admit(peer, request.headers(), proxy_path)
+        .await;
     let Some(audit) = &state.audit else {
         return match verdict {
             Ok(()) => crate::http::dispatch(state, request).await,

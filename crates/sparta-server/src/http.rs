@@ -444,7 +444,10 @@ pub async fn admin(State(state): State<Arc<AppState>>, request: Request) -> Resp
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => Box::pin(readyz(&state)).await,
         "/metrics" => Box::pin(metrics(&state)).await,
-        _ => text(StatusCode::NOT_FOUND, "not found: the admin address serves /healthz, /readyz and /metrics\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: the admin address serves /healthz, /readyz and /metrics\n",
+        ),
     }
 }
 

@@ -71,8 +71,9 @@ pub async fn serve_tls(
     grace: Duration,
 ) -> std::io::Result<()> {
     let _watch = cert.watch();
-    let listener = tls::TlsListener::new(listener, tls::server_config(cert)?, tls::HANDSHAKE_TIMEOUT)?
-        .tap_io(|_| {});
+    let listener =
+        tls::TlsListener::new(listener, tls::server_config(cert)?, tls::HANDSHAKE_TIMEOUT)?
+            .tap_io(|_| {});
     serve_on(listener, router(state), shutdown, grace).await
 }
 

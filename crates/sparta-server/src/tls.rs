@@ -38,7 +38,10 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// A file's modification time and size, when it exists.
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
@@ -57,15 +60,19 @@ impl CertFiles {
             )));
         }
         // The error names the file only: a key's bytes never reach a log.
-        let key = PrivateKeyDer::from_pem_file(&self.key)
-            .map_err(|_| invalid(format!("{}: no readable PEM private key", self.key.display())))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|_| {
+            invalid(format!(
+                "{}: no readable PEM private key",
+                self.key.display()
+            ))
+        })?;
         let provider = rustls::crypto::aws_lc_rs::default_provider();
         let certified = CertifiedKey::from_der(certs, key, &provider)
             .map_err(|e| invalid(format!("certificate and key do not match: {e}")))?;
         Ok(certified)
     }
 
-    fn stamps(&self) -> (Option<(SystemTime, u64)>, Option<(SystemTime, u64)>) {
+    fn stamps(&self) -> (Stamp, Stamp) {
         (stamp(&self.cert), stamp(&self.key))
     }
 }
@@ -75,7 +82,7 @@ impl CertFiles {
 pub struct ReloadingCert {
     files: CertFiles,
     current: RwLock<Arc<CertifiedKey>>,
-    seen: RwLock<(Option<(SystemTime, u64)>, Option<(SystemTime, u64)>)>,
+    seen: RwLock<(Stamp, Stamp)>,
 }
 
 impl ReloadingCert {
@@ -131,7 +138,12 @@ impl ReloadingCert {
 
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().unwrap_or_else(|e| e.into_inner()).clone())
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
     }
 }
 

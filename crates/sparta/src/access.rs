@@ -44,7 +44,10 @@ pub fn token_command(cmd: TokenCommand) -> Result<()> {
 }
 
 /// The access layer and the audit log from settings.
-pub fn build(s: &AccessSettings, metrics: &Metrics) -> Result<(Access, Option<AuditLog>, Option<AuditGuard>)> {
+pub fn build(
+    s: &AccessSettings,
+    metrics: &Metrics,
+) -> Result<(Access, Option<AuditLog>, Option<AuditGuard>)> {
     let auth = sparta_access::Authenticator::open(s.htpasswd.as_deref(), s.auth_tokens.as_deref())
         .context("cannot load credentials")?;
     if let Some(a) = &auth {

@@ -286,7 +286,9 @@ impl ServeArgs {
             module_rules: a.module_rule.clone(),
             htpasswd: a.htpasswd.clone(),
             auth_tokens: a.auth_tokens.clone(),
-            audit_log: sparta_server::audit::AuditSink::parse(a.audit_log.as_deref().unwrap_or("off")),
+            audit_log: sparta_server::audit::AuditSink::parse(
+                a.audit_log.as_deref().unwrap_or("off"),
+            ),
             tls,
             admin_listen: a.admin_listen.clone(),
         };

@@ -244,11 +244,18 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     );
     match tls {
         Some(cert) => {
-            sparta_server::serve_tls(listener, cert, state, shutdown_signal(), settings.shutdown_grace)
-                .await?
+            sparta_server::serve_tls(
+                listener,
+                cert,
+                state,
+                shutdown_signal(),
+                settings.shutdown_grace,
+            )
+            .await?
         }
         None => {
-            sparta_server::serve(listener, state, shutdown_signal(), settings.shutdown_grace).await?
+            sparta_server::serve(listener, state, shutdown_signal(), settings.shutdown_grace)
+                .await?
         }
     }
     if let (Some(stop), Some(task)) = (admin_stop, admin_task) {
@@ -256,7 +263,9 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         let _ = task.await;
     }
     if let Some(guard) = audit_guard {
-        let _ = tokio::task::spawn_blocking(move || guard.finish(std::time::Duration::from_secs(10))).await;
+        let _ =
+            tokio::task::spawn_blocking(move || guard.finish(std::time::Duration::from_secs(10)))
+                .await;
     }
     info!("stopped");
     Ok(())
