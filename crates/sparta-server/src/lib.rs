@@ -11,6 +11,7 @@ pub mod http;
 pub mod metrics;
 pub mod service;
 pub mod tls;
+pub mod version;
 
 use std::future::Future;
 use std::net::SocketAddr;
