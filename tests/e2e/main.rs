@@ -3,6 +3,7 @@
 //! command and by raw HTTP. Build the binary first: `cargo build -p sparta`.
 
 mod access;
+mod access_nginx;
 mod counting;
 mod download;
 mod faults;
