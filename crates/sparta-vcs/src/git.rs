@@ -90,7 +90,9 @@ impl Git {
         max_out: usize,
     ) -> Result<GitOutput, VcsError> {
         let mut cmd = self.command(dir, args, creds);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         let mut child = cmd
             .spawn()
             .map_err(|e| VcsError::Failed(format!("starting git: {e}")))?;
@@ -101,7 +103,7 @@ impl Git {
             let mut out = Vec::new();
             let mut err = Vec::new();
             let read_out = async {
-                let mut buf = [0u8; 64 << 10];
+                let mut buf = vec![0u8; 64 << 10];
                 loop {
                     let n = stdout.read(&mut buf).await?;
                     if n == 0 {
@@ -115,7 +117,7 @@ impl Git {
             };
             // Stderr is for messages only: keep the first 64 KiB.
             let read_err = async {
-                let mut buf = [0u8; 8 << 10];
+                let mut buf = vec![0u8; 8 << 10];
                 loop {
                     let n = stderr.read(&mut buf).await?;
                     if n == 0 {
@@ -172,7 +174,12 @@ impl Git {
     }
 
     /// A git command with the safe environment; for callers that stream.
-    pub fn command(&self, dir: Option<&Path>, args: &[&str], creds: &CallCreds) -> tokio::process::Command {
+    pub fn command(
+        &self,
+        dir: Option<&Path>,
+        args: &[&str],
+        creds: &CallCreds,
+    ) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new("git");
         cmd.env_clear();
         if let Some(path) = std::env::var_os("PATH") {
