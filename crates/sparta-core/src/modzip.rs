@@ -139,7 +139,7 @@ pub fn plan(
         }
         false
     };
-    let new_vendor_rules = root_gomod.is_some_and(|g| go_at_least_1_24(g));
+    let new_vendor_rules = root_gomod.is_some_and(go_at_least_1_24);
 
     let mut invalid: Vec<String> = Vec::new();
     let mut collisions = Collisions::default();

@@ -108,3 +108,85 @@ fn meta_tags() {
             .contains("only git")
     );
 }
+
+/// A one-page HTTP server on loopback answering every request with the
+/// page `body` makes from its address.
+async fn serve_page(body: impl FnOnce(std::net::SocketAddr) -> String) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ln = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = ln.local_addr().unwrap();
+    let body = body(addr);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = ln.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_meta_tag_pointing_at_a_metadata_address_is_refused() {
+    let policy = NetPolicy {
+        allow_loopback: true,
+        refuse_private: false,
+    };
+    let served = serve_page(|addr| {
+        format!(r#"<html><head><meta name="go-import" content="{addr}/team/x git http://169.254.169.254/x.git"></head></html>"#)
+    })
+    .await;
+    let path = format!("{served}/team/x/pkg");
+    let metas = go_get(&path, true, policy, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let root = match_meta(&path, &metas).unwrap();
+    assert_eq!(root.root, format!("{served}/team/x"));
+    assert_eq!(root.url, "http://169.254.169.254/x.git");
+    // The remote it names is checked before git ever runs.
+    let cache = tempfile::tempdir().unwrap();
+    let mirrors = crate::mirror::Mirrors::new(
+        crate::git::Git {
+            timeout: Duration::from_secs(20),
+            home: cache.path().to_owned(),
+            allow_file: false,
+        },
+        cache.path().join("mirrors"),
+        1 << 30,
+        1 << 30,
+        policy,
+        std::sync::Arc::new(crate::credentials::Credentials::new(
+            None,
+            None,
+            None,
+            cache.path().join("kh"),
+        )),
+        std::sync::Arc::new(crate::VcsMetrics::new()),
+    )
+    .unwrap();
+    let err = mirrors.get(&root.url, true).await.err().unwrap();
+    assert!(matches!(err, VcsError::Refused(_)), "{err}");
+    assert_eq!(
+        std::fs::read_dir(cache.path().join("mirrors"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // A go-get host that is itself such an address is refused before connecting.
+    let err = go_get("169.254.169.254/x", true, policy, Duration::from_secs(20))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VcsError::Refused(_)), "{err}");
+    // Loopback go-get hosts need the allowance.
+    let err = go_get(&path, true, NetPolicy::default(), Duration::from_secs(20))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VcsError::Refused(_)), "{err}");
+}
