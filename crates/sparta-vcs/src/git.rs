@@ -110,6 +110,8 @@ impl Git {
                         return Ok::<bool, std::io::Error>(true);
                     }
                     if out.len() + n > max_out {
+                        // Stop git now: stderr stays open while it runs.
+                        kill_group(pid);
                         return Ok(false);
                     }
                     out.extend_from_slice(&buf[..n]);
@@ -202,9 +204,18 @@ impl Git {
             Some(ssh) => cmd.env("GIT_SSH_COMMAND", ssh),
             None => cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
         };
-        if let Some(dir) = dir {
-            cmd.current_dir(dir);
-            cmd.env("GIT_DIR", dir);
+        match dir {
+            Some(dir) => {
+                cmd.current_dir(dir);
+                cmd.env("GIT_DIR", dir);
+            }
+            None => {
+                // No repository: never pick one up from the working directory.
+                cmd.current_dir(&self.home);
+                if let Some(parent) = self.home.parent() {
+                    cmd.env("GIT_CEILING_DIRECTORIES", parent);
+                }
+            }
         }
         cmd.args(self.config_args(creds));
         cmd.args(args);
@@ -223,5 +234,71 @@ pub(crate) fn kill_group(pid: Option<u32>) {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(timeout: Duration) -> (Git, tempfile::TempDir) {
+        let home = tempfile::tempdir().unwrap();
+        let g = Git {
+            timeout,
+            home: home.path().to_owned(),
+            allow_file: false,
+        };
+        (g, home)
+    }
+
+    #[tokio::test]
+    async fn a_hung_git_is_killed_at_the_bound() {
+        let (g, _home) = git(Duration::from_secs(1));
+        // A shell alias stands in for a remote helper that never answers.
+        let r = g
+            .run(
+                None,
+                &["-c", "alias.hang=!sleep 600", "hang"],
+                &CallCreds::default(),
+                1 << 10,
+            )
+            .await;
+        assert!(matches!(r, Err(VcsError::Timeout(_))), "{:?}", r.err());
+    }
+
+    #[tokio::test]
+    async fn output_is_bounded() {
+        let (g, _home) = git(Duration::from_secs(60));
+        let r = g
+            .run(
+                None,
+                &["-c", "alias.flood=!yes", "flood"],
+                &CallCreds::default(),
+                4096,
+            )
+            .await;
+        assert!(matches!(r, Err(VcsError::TooLarge(_))), "{:?}", r.err());
+    }
+
+    #[tokio::test]
+    async fn no_prompt_and_no_global_config() {
+        let (g, _home) = git(Duration::from_secs(60));
+        let out = g
+            .run(
+                None,
+                &["config", "--show-origin", "--list"],
+                &CallCreds::default(),
+                1 << 20,
+            )
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        // Only what we pass with -c: nothing from system or global files.
+        assert!(
+            text.lines().all(|l| l.starts_with("command line:")),
+            "{text}"
+        );
+        assert!(text.contains("core.hookspath=/dev/null"), "{text}");
+        assert!(text.contains("protocol.allow=never"), "{text}");
     }
 }

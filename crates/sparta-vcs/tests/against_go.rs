@@ -269,3 +269,89 @@ async fn vendor_directories_under_both_go_directive_rules() {
     let new = same(&go, &v, out.path(), "example.test/vend.git", "v1.1.0").await;
     assert_ne!(old.zip_h1, new.zip_h1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_trees_submodules_executables_and_license_links() {
+    let root = tempfile::tempdir().unwrap();
+    let mut r = Repo::init(root.path(), "edge.git");
+    r.write("go.mod", "module example.test/edge.git\n\ngo 1.22\n")
+        .write("LICENSE", lic())
+        .write(".hg_archival.txt", "repo: x\n")
+        .write("run.sh", "#!/bin/sh\necho hi\n")
+        .write("dir with space/a.go", "package a\n")
+        .write(
+            "sub/go.mod",
+            "module example.test/edge.git/sub\n\ngo 1.22\n",
+        )
+        .symlink("sub/LICENSE", "../LICENSE")
+        .write("sub/vendor/dep/d.go", "package dep\n")
+        .write("sub/s.go", "package sub\n");
+    std::fs::set_permissions(
+        r.dir.join("run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let first = r.commit("edge");
+    // A submodule entry (a gitlink), with no .gitmodules: both sides skip it.
+    r.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &format!("160000,{first},vendored-sub"),
+    ]);
+    r.git(&["commit", "-q", "-m", "gitlink"]);
+    r.tag("v1.0.0");
+    r.tag("sub/v1.0.0");
+
+    let mut bad = Repo::init(root.path(), "fold.git");
+    bad.write("go.mod", "module example.test/fold.git\n")
+        .write("a.go", "package fold\n")
+        .write("A.go", "package fold\n");
+    bad.commit("collide");
+    bad.tag("v1.0.0");
+
+    let server = Server::start(root.path(), None, None);
+    let go = GoClient::new(&server.addr);
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let v = vcs(cache.path(), &server.addr, |_| {});
+    same(&go, &v, out.path(), "example.test/edge.git", "v1.0.0").await;
+    // The module's own LICENSE is a symlink: left out, and nothing inherited.
+    same(&go, &v, out.path(), "example.test/edge.git/sub", "v1.0.0").await;
+
+    // Case-fold collisions: the go command refuses the zip, and so do we.
+    let go_err = go.download("example.test/fold.git@v1.0.0").unwrap_err();
+    assert!(go_err.contains("case-insensitive"), "{go_err}");
+    let err = support::ours(&v, out.path(), "example.test/fold.git", "v1.0.0")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("case-insensitive"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retagged_version_follows_the_repository_on_refresh() {
+    let root = tempfile::tempdir().unwrap();
+    let mut r = Repo::init(root.path(), "retag.git");
+    r.write("go.mod", "module example.test/retag.git\n")
+        .write("a.go", "package a\n");
+    r.commit("one");
+    r.tag("v1.0.0");
+    let server = Server::start(root.path(), None, None);
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let v = vcs(cache.path(), &server.addr, |_| {});
+    let m = "example.test/retag.git";
+    let before = support::ours(&v, out.path(), m, "v1.0.0").await.unwrap();
+    r.write("a.go", "package a // moved\n");
+    r.commit("two");
+    r.git(&["tag", "-f", "v1.0.0"]);
+    // Immutable answers come from the mirror until something refreshes it
+    // (the server stores the first answer write-once and never asks again).
+    let cached = support::ours(&v, out.path(), m, "v1.0.0").await.unwrap();
+    assert_eq!(cached, before);
+    let mp = sparta_core::ModulePath::parse(m).unwrap();
+    v.list(&mp).await.unwrap();
+    let go = GoClient::new(&server.addr);
+    let after = same(&go, &v, out.path(), m, "v1.0.0").await;
+    assert_ne!(after.zip_h1, before.zip_h1);
+}
