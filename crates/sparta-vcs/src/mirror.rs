@@ -164,6 +164,9 @@ impl Mirrors {
             let started = Instant::now();
             let result = self.fetch(&dir, url, exists).await;
             self.metrics.observe("fetch", started, &result);
+            if matches!(result, Err(VcsError::TooLarge(_))) {
+                self.set_bytes(&dir, 0);
+            }
             result?;
             state.last_fetch = Some(Instant::now());
             let bytes = dir_size(&dir);
@@ -220,11 +223,27 @@ impl Mirrors {
             url,
         ];
         args.extend(REFSPECS);
-        let out = self.git.run(Some(dir), &args, &creds, 1 << 20).await;
+        // The size bound holds during the fetch too: a watcher stops it.
+        let watch = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let bytes = dir_size(dir);
+                if bytes > self.max_repo_size {
+                    return bytes;
+                }
+            }
+        };
+        let out = tokio::select! {
+            out = self.git.run(Some(dir), &args, &creds, 1 << 20) => out,
+            bytes = watch => Err(VcsError::TooLarge(format!(
+                "repository passed {bytes} bytes while fetching, over the limit of {} bytes",
+                self.max_repo_size
+            ))),
+        };
         let out = match out {
             Ok(o) => o,
             Err(e) => {
-                if !exists {
+                if !exists || matches!(e, VcsError::TooLarge(_)) {
                     let _ = std::fs::remove_dir_all(dir);
                 }
                 return Err(e);
