@@ -389,3 +389,15 @@ async fn latest_of(c: &CodeRepo) -> Result<RevInfo, VcsError> {
         None => c.latest_commit().await,
     }
 }
+
+/// The server awaits these futures on a multi-threaded runtime: they must be `Send`.
+#[allow(dead_code)]
+fn futures_are_send(v: &Vcs, m: &ModulePath, ver: &Version, out: &Path) {
+    fn send<T: Send>(_: T) {}
+    send(v.list(m));
+    send(v.latest(m));
+    send(v.query(m, "main"));
+    send(v.info(m, ver));
+    send(v.gomod(m, ver));
+    send(v.zip_to_file(m, ver, out));
+}
