@@ -317,6 +317,8 @@ fn classify(stderr: &str) -> VcsError {
         VcsError::Refused(format!(
             "the repository host refused the credentials: {msg}"
         ))
+    } else if s.contains("couldn't find remote ref head") {
+        VcsError::NotFound("repository has no default branch (no commits)".into())
     } else if s.contains("not found")
         || s.contains(" 404")
         || s.contains("does not appear to be a git repository")
