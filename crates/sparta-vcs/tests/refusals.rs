@@ -55,12 +55,16 @@ async fn unknown_repository_is_not_found() {
         .unwrap_err();
     assert!(matches!(err, VcsError::NotFound(_)), "{err}");
     assert!(err.to_string().contains("nosuchbranch"), "{err}");
+    // A repository without commits has nothing to offer.
+    Repo::init(root.path(), "empty.git");
+    let err = v.list(&m("example.test/empty.git")).await.unwrap_err();
+    assert!(matches!(err, VcsError::NotFound(_)), "{err}");
     let ops = v
         .metrics()
         .operations
         .with_label_values(&["list", "not_found"])
         .get();
-    assert_eq!(ops, 1);
+    assert_eq!(ops, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
