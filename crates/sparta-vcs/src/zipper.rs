@@ -64,7 +64,8 @@ pub(crate) async fn build(
         )));
     }
     let (git, dir, out): (Git, PathBuf, PathBuf) = (git.clone(), dir.to_owned(), out.to_owned());
-    tokio::task::spawn_blocking(move || {
+    let target = out.clone();
+    let written = tokio::task::spawn_blocking(move || {
         let mut blobs = BlobReader::start(&git, &dir)?;
         let file = std::fs::File::create(&out)
             .map_err(|e| VcsError::Failed(format!("creating {}: {e}", out.display())))?;
@@ -86,5 +87,11 @@ pub(crate) async fn build(
         Ok(size)
     })
     .await
-    .map_err(|e| VcsError::Failed(format!("zip task: {e}")))?
+    .map_err(|e| VcsError::Failed(format!("zip task: {e}")))
+    .and_then(|r| r);
+    if written.is_err() {
+        // No half-written zip is left for anyone to pick up.
+        let _ = std::fs::remove_file(&target);
+    }
+    written
 }

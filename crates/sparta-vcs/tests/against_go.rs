@@ -326,6 +326,10 @@ async fn edge_trees_submodules_executables_and_license_links() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("case-insensitive"), "{err}");
+    assert!(
+        !out.path().join("example.test_fold.git.zip").exists(),
+        "no zip left behind"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
