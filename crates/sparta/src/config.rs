@@ -111,6 +111,65 @@ pub struct ServeArgs {
     /// Write the bound address to this file once listening (for scripts and tests).
     #[arg(long, env = "SPARTA_READY_FILE")]
     pub ready_file: Option<PathBuf>,
+
+    // Sources: per-module routes and the VCS fetcher behind `direct`.
+    /// Route modules to a GOPROXY list (`direct` and `off` allowed): `glob[,glob]=list`, globs as in
+    /// GOPRIVATE, e.g. `git.corp.example.com/*=direct`; repeatable, first match wins [default: none].
+    #[arg(long, env = "SPARTA_ROUTE")]
+    #[serde(default)]
+    pub route: Vec<String>,
+    /// Directory for the bare git mirrors `direct` fetches into [default: ./sparta-vcs].
+    #[arg(long, env = "SPARTA_VCS_CACHE_DIR")]
+    pub vcs_cache_dir: Option<PathBuf>,
+    /// Bound on all mirrors' bytes; least recently used ones are evicted [default: 10GiB].
+    #[arg(long, env = "SPARTA_VCS_CACHE_SIZE")]
+    pub vcs_cache_size: Option<String>,
+    /// Static repository map for hosts without go-get meta tags, `glob=template`
+    /// (`{path}` is the module path's matching part); repeatable [default: none].
+    #[arg(long, env = "SPARTA_VCS_MAP")]
+    #[serde(default)]
+    pub vcs_map: Vec<String>,
+    /// netrc file with git credentials [default: $NETRC, else ~/.netrc if it exists].
+    #[arg(long, env = "SPARTA_VCS_NETRC")]
+    pub vcs_netrc: Option<PathBuf>,
+    /// Directory of files named by host, each holding a token for that host [default: none].
+    #[arg(long, env = "SPARTA_VCS_TOKEN_DIR")]
+    pub vcs_token_dir: Option<PathBuf>,
+    /// SSH private key for ssh:// remotes [default: none].
+    #[arg(long, env = "SPARTA_VCS_SSH_KEY")]
+    pub vcs_ssh_key: Option<PathBuf>,
+    /// Module globs (GOINSECURE syntax) whose discovery and git may use plain http; repeatable.
+    #[arg(long, env = "SPARTA_VCS_INSECURE")]
+    #[serde(default)]
+    pub vcs_insecure: Vec<String>,
+    /// Allow go-get and git targets on loopback addresses (tests) [default: false].
+    #[arg(long, env = "SPARTA_VCS_ALLOW_LOOPBACK", num_args = 0..=1, default_missing_value = "true")]
+    pub vcs_allow_loopback: Option<bool>,
+    /// Refuse go-get and git targets on private address ranges [default: false].
+    #[arg(long, env = "SPARTA_VCS_REFUSE_PRIVATE", num_args = 0..=1, default_missing_value = "true")]
+    pub vcs_refuse_private: Option<bool>,
+    /// Limit for each git or discovery operation [default: 300s].
+    #[arg(long, env = "SPARTA_VCS_TIMEOUT")]
+    pub vcs_timeout: Option<String>,
+    /// Largest repository a mirror may grow to [default: 2GiB].
+    #[arg(long, env = "SPARTA_VCS_MAX_REPO_SIZE")]
+    pub vcs_max_repo_size: Option<String>,
+}
+
+/// Settings of the VCS fetcher behind `direct`.
+#[derive(Debug, Clone)]
+pub struct VcsSettings {
+    pub cache_dir: PathBuf,
+    pub cache_size: u64,
+    pub maps: Vec<String>,
+    pub netrc: Option<PathBuf>,
+    pub token_dir: Option<PathBuf>,
+    pub ssh_key: Option<PathBuf>,
+    pub insecure: Vec<String>,
+    pub allow_loopback: bool,
+    pub refuse_private: bool,
+    pub timeout: Duration,
+    pub max_repo_size: u64,
 }
 
 /// When fetches are coordinated across replicas through the store.
@@ -151,15 +210,15 @@ pub struct Settings {
     pub sumdb_verify: bool,
     pub sumdb_fail_open: bool,
     pub ready_file: Option<PathBuf>,
+    pub routes: Vec<String>,
+    pub vcs: VcsSettings,
 }
 
 impl Settings {
     /// The checksum database settings, with sources resolved against the upstreams.
     pub fn sumdb_config(&self) -> Result<sparta_sumdb::SumdbConfig> {
-        let upstreams: Vec<String> = sparta_core::proxylist::parse(&self.upstream)?
-            .into_iter()
-            .map(|p| p.url)
-            .collect();
+        let upstreams =
+            sparta_core::proxylist::proxy_urls(&sparta_core::proxylist::parse(&self.upstream)?);
         let databases = if self.sumdb.is_empty() {
             vec![sparta_sumdb::Sumdb::default_database(&upstreams)]
         } else {
@@ -196,6 +255,7 @@ impl ServeArgs {
             None => default_upstream()?,
         };
         sparta_core::proxylist::parse(&upstream).context("invalid --upstream")?;
+        sparta_core::routes::Routes::parse(&a.route).context("invalid --route")?;
         let path_prefix = a.path_prefix.unwrap_or_default();
         let path_prefix = path_prefix.trim_end_matches('/').to_owned();
         if !path_prefix.is_empty() && !path_prefix.starts_with('/') {
@@ -243,6 +303,25 @@ impl ServeArgs {
             sumdb_verify: a.sumdb_verify.unwrap_or(true),
             sumdb_fail_open: a.sumdb_fail_open.unwrap_or(false),
             ready_file: a.ready_file,
+            routes: a.route,
+            vcs: VcsSettings {
+                cache_dir: a
+                    .vcs_cache_dir
+                    .unwrap_or_else(|| PathBuf::from("./sparta-vcs")),
+                cache_size: parse_size(a.vcs_cache_size.as_deref().unwrap_or("10GiB"))
+                    .context("invalid --vcs-cache-size")?,
+                maps: a.vcs_map,
+                netrc: a.vcs_netrc,
+                token_dir: a.vcs_token_dir,
+                ssh_key: a.vcs_ssh_key,
+                insecure: a.vcs_insecure,
+                allow_loopback: a.vcs_allow_loopback.unwrap_or(false),
+                refuse_private: a.vcs_refuse_private.unwrap_or(false),
+                timeout: parse_duration(a.vcs_timeout.as_deref().unwrap_or("300s"))
+                    .context("invalid --vcs-timeout")?,
+                max_repo_size: parse_size(a.vcs_max_repo_size.as_deref().unwrap_or("2GiB"))
+                    .context("invalid --vcs-max-repo-size")?,
+            },
         })
     }
 
@@ -280,8 +359,25 @@ impl ServeArgs {
             sumdb_verify: self.sumdb_verify.or(file.sumdb_verify),
             sumdb_fail_open: self.sumdb_fail_open.or(file.sumdb_fail_open),
             ready_file: self.ready_file.or(file.ready_file),
+            route: or_vec(self.route, file.route),
+            vcs_cache_dir: self.vcs_cache_dir.or(file.vcs_cache_dir),
+            vcs_cache_size: self.vcs_cache_size.or(file.vcs_cache_size),
+            vcs_map: or_vec(self.vcs_map, file.vcs_map),
+            vcs_netrc: self.vcs_netrc.or(file.vcs_netrc),
+            vcs_token_dir: self.vcs_token_dir.or(file.vcs_token_dir),
+            vcs_ssh_key: self.vcs_ssh_key.or(file.vcs_ssh_key),
+            vcs_insecure: or_vec(self.vcs_insecure, file.vcs_insecure),
+            vcs_allow_loopback: self.vcs_allow_loopback.or(file.vcs_allow_loopback),
+            vcs_refuse_private: self.vcs_refuse_private.or(file.vcs_refuse_private),
+            vcs_timeout: self.vcs_timeout.or(file.vcs_timeout),
+            vcs_max_repo_size: self.vcs_max_repo_size.or(file.vcs_max_repo_size),
         }
     }
+}
+
+/// Repeatable settings: given ones replace the file's.
+fn or_vec(given: Vec<String>, file: Vec<String>) -> Vec<String> {
+    if given.is_empty() { file } else { given }
 }
 
 /// The proxies of `$GOPROXY`, less `direct` and `off`, which Sparta cannot

@@ -12,7 +12,6 @@ use clap::{Parser, Subcommand};
 use sparta_server::{AppState, Coordination, Metrics, Proxy, ServiceConfig};
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
-use sparta_upstream::{Upstream, UpstreamConfig};
 use tracing::{info, warn};
 
 use crate::config::{Leases, LogFormat, ServeArgs, Settings};
@@ -124,12 +123,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     let store = Store::open(&settings.storage, &settings.s3)
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
-    let proxies = sparta_core::proxylist::parse(&settings.upstream)?;
-    let upstream = Upstream::new(UpstreamConfig {
-        proxies,
-        timeout: settings.upstream_timeout,
-        connect_timeout: std::time::Duration::from_secs(10),
-    })?;
+    let sources = sources(&settings)?;
     std::fs::create_dir_all(&settings.spool_dir)
         .with_context(|| format!("cannot create spool dir {}", settings.spool_dir.display()))?;
 
@@ -175,7 +169,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     let holder = format!("{}-{}", hostname(), std::process::id());
     let proxy = Proxy::new(
         store.clone(),
-        upstream.clone(),
+        sources,
         sumdb,
         metrics.clone(),
         ServiceConfig {
@@ -205,7 +199,8 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     info!(
         addr = %addr,
         storage = %store.describe(),
-        upstream = %upstream.describe(),
+        upstream = %settings.upstream,
+        routes = settings.routes.len(),
         coordination = ?coordination,
         sumdb = ?databases,
         startup_ms = started.elapsed().as_millis() as u64,
@@ -214,6 +209,19 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     sparta_server::serve(listener, state, shutdown_signal(), settings.shutdown_grace).await?;
     info!("stopped");
     Ok(())
+}
+
+/// The routing table: a source chain per `--route` and one for `--upstream`.
+fn sources(settings: &Settings) -> Result<sparta_server::Sources> {
+    let default =
+        sparta_core::proxylist::parse(&settings.upstream).context("invalid --upstream")?;
+    let routes = sparta_core::routes::Routes::parse(&settings.routes).context("invalid --route")?;
+    let origins = sparta_server::Origins {
+        upstream_timeout: settings.upstream_timeout,
+        connect_timeout: std::time::Duration::from_secs(10),
+        direct: None,
+    };
+    sparta_server::Sources::new(&default, routes, &origins).map_err(anyhow::Error::msg)
 }
 
 /// Binds with a long accept queue: a CI fleet starting at once opens
