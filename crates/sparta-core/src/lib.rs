@@ -13,6 +13,7 @@ pub mod key;
 pub mod module;
 pub mod proxylist;
 pub mod request;
+pub mod routes;
 pub mod version;
 pub mod zipcheck;
 
