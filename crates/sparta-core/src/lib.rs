@@ -14,6 +14,7 @@ pub mod module;
 pub mod modzip;
 pub mod proxylist;
 pub mod request;
+pub mod routes;
 pub mod version;
 pub mod zipcheck;
 
