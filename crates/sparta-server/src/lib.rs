@@ -10,6 +10,7 @@ pub mod gate;
 pub mod http;
 pub mod metrics;
 pub mod service;
+pub mod source;
 pub mod tls;
 pub mod version;
 
@@ -26,6 +27,7 @@ use tracing::{info, warn};
 pub use error::ProxyError;
 pub use metrics::{Metrics, RouteKind};
 pub use service::{Coordination, Proxy, ServiceConfig};
+pub use source::{Origins, Source, SourceError, Sources};
 
 /// Everything a request handler can reach.
 pub struct AppState {
