@@ -11,6 +11,7 @@ pub mod gomod;
 pub mod hash;
 pub mod key;
 pub mod module;
+pub mod modzip;
 pub mod proxylist;
 pub mod request;
 pub mod routes;
