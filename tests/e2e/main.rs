@@ -3,6 +3,8 @@
 //! command and by raw HTTP. Build the binary first: `cargo build -p sparta`.
 
 mod counting;
+mod direct;
+mod direct_routing;
 mod download;
 mod faults;
 mod gocmd;

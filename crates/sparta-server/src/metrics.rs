@@ -286,6 +286,11 @@ impl Metrics {
         }
     }
 
+    /// The registry, for families other crates own (the VCS fetcher's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Renders the registry in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = Vec::with_capacity(16 * 1024);

@@ -219,7 +219,7 @@ impl Settings {
     pub fn sumdb_config(&self) -> Result<sparta_sumdb::SumdbConfig> {
         let upstreams =
             sparta_core::proxylist::proxy_urls(&sparta_core::proxylist::parse(&self.upstream)?);
-        let databases = if self.sumdb.is_empty() {
+        let mut databases = if self.sumdb.is_empty() {
             vec![sparta_sumdb::Sumdb::default_database(&upstreams)]
         } else {
             self.sumdb
@@ -228,6 +228,11 @@ impl Settings {
                 .collect::<Result<_, _>>()
                 .context("invalid --sumdb")?
         };
+        // With no proxy in --upstream (only `direct`/`off`), a database is
+        // reached at its own name, as the go command does.
+        for db in databases.iter_mut().filter(|d| d.sources.is_empty()) {
+            db.sources = vec![format!("https://{}", db.name)];
+        }
         Ok(sparta_sumdb::SumdbConfig {
             databases,
             nosumdb: self.nosumdb.clone(),
