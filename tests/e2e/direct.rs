@@ -45,11 +45,26 @@ pub fn go_sparta(sparta: &Sparta) -> GoEnv {
     go
 }
 
+/// A download through Sparta: its JSON, and the environment that holds
+/// the extracted module (dropping it removes the files).
+pub struct Downloaded {
+    pub json: serde_json::Value,
+    _go: GoEnv,
+}
+
+impl std::ops::Index<&str> for Downloaded {
+    type Output = serde_json::Value;
+    fn index(&self, field: &str) -> &serde_json::Value {
+        &self.json[field]
+    }
+}
+
 /// Downloads `target` both ways; asserts equal version and hashes; returns
-/// the JSON from the download through Sparta.
-pub async fn same_as_direct(git: &GitServer, sparta: &Sparta, target: &str) -> serde_json::Value {
+/// the download through Sparta.
+pub async fn same_as_direct(git: &GitServer, sparta: &Sparta, target: &str) -> Downloaded {
     let want = go_direct(git, false).download(&[target]).await.remove(0);
-    let got = go_sparta(sparta).download(&[target]).await.remove(0);
+    let go = go_sparta(sparta);
+    let got = go.download(&[target]).await.remove(0);
     for field in ["Path", "Version", "Sum", "GoModSum"] {
         assert_eq!(
             got[field],
@@ -62,7 +77,7 @@ pub async fn same_as_direct(git: &GitServer, sparta: &Sparta, target: &str) -> s
         got["Sum"].as_str().is_some_and(|s| s.starts_with("h1:")),
         "{got}"
     );
-    got
+    Downloaded { json: got, _go: go }
 }
 
 /// Builds a program importing `import` at `module@version` through Sparta.
@@ -90,8 +105,10 @@ fn package(name: &str) -> String {
     format!("package {name}\n\nfunc Name() string {{ return \"{name}\" }}\n")
 }
 
-fn extracted(got: &serde_json::Value) -> &Path {
-    Path::new(got["Dir"].as_str().expect("Dir in JSON"))
+fn extracted(got: &Downloaded) -> &Path {
+    let dir = Path::new(got["Dir"].as_str().expect("Dir in JSON"));
+    assert!(dir.join("go.mod").is_file(), "module extracted at {dir:?}");
+    dir
 }
 
 /// Root module, a subdirectory module with a tag prefix and an inherited
@@ -133,9 +150,13 @@ async fn direct_root_subdir_nested_symlinks_pseudo() {
     );
     same_as_direct(&git, &sparta, &format!("{m}@v1.1.0")).await;
     let sub = same_as_direct(&git, &sparta, &format!("{m}/sub@v0.2.0")).await;
+    let files: Vec<_> = std::fs::read_dir(extracted(&sub))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
     assert!(
         extracted(&sub).join("LICENSE").exists(),
-        "root LICENSE inherited"
+        "root LICENSE inherited: {files:?} in {}",
+        sub.json
     );
     let latest = same_as_direct(&git, &sparta, &format!("{m}@latest")).await;
     assert_eq!(latest["Version"], "v1.1.0");
