@@ -8,6 +8,7 @@ pub mod http;
 pub mod metrics;
 pub mod service;
 pub mod source;
+pub mod version;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -8,18 +8,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sparta_server::{AppState, Coordination, Metrics, Proxy, ServiceConfig};
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
 use tracing::{info, warn};
 
-use crate::config::{Leases, LogFormat, ServeArgs, Settings};
+use crate::config::{Leases, Loaded, LogFormat, ServeArgs, Settings};
 
 /// Sparta, a Go module proxy (GOPROXY server) that stores every module version
 /// once in local or S3-compatible storage and serves it forever after.
 #[derive(Debug, Parser)]
-#[command(name = "sparta", version, about, long_about = None)]
+#[command(name = "sparta", version = sparta_server::version::LONG_VERSION, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Serve the GOPROXY protocol.
     Serve(ServeArgs),
+    /// Print the effective settings and where each came from (secrets redacted).
+    Config(ServeArgs),
     /// Re-check every stored .zip and .mod against the checksum database.
     Verify {
         #[command(flatten)]
@@ -40,16 +42,31 @@ enum Command {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let sub = matches.subcommand().map(|(_, m)| m).context("no command")?;
+    let load =
+        |args: &ServeArgs| Loaded::new(args.config.as_deref(), sub, &std::env::vars().collect());
     match cli.command {
         Command::Serve(args) => {
             let started = Instant::now();
-            let settings = args.resolve()?;
-            let _logs = init_logging(settings.log_format);
-            runtime()?.block_on(serve(settings, started))
+            let loaded = load(&args)?;
+            let _logs = init_logging(loaded.settings.log_format);
+            for w in &loaded.warnings {
+                warn!("{w}");
+            }
+            runtime()?.block_on(serve(loaded.settings, started))
+        }
+        Command::Config(args) => {
+            let loaded = load(&args)?;
+            print!("{}", loaded.render()?);
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(())
         }
         Command::Verify { args, delete } => {
-            let settings = args.resolve()?;
+            let settings = load(&args)?.settings;
             let logs = init_logging(settings.log_format);
             let ok = runtime()?.block_on(verify(settings, delete))?;
             drop(logs);
@@ -73,7 +90,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Walks the store and re-checks every stored file; true when all passed.
 async fn verify(settings: Settings, delete: bool) -> Result<bool> {
-    let store = Store::open(&settings.storage, &settings.s3)
+    let store = Store::open(&settings.storage, &settings.s3())
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
     let sumdb = Sumdb::new(settings.sumdb_config()?, store.clone())?;
@@ -123,11 +140,9 @@ fn init_logging(format: LogFormat) -> logsink::FlushGuard {
 }
 
 async fn serve(settings: Settings, started: Instant) -> Result<()> {
-    let store = Store::open(&settings.storage, &settings.s3)
+    let store = Store::open(&settings.storage, &settings.s3())
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
-    std::fs::create_dir_all(&settings.spool_dir)
-        .with_context(|| format!("cannot create spool dir {}", settings.spool_dir.display()))?;
 
     // Leases coordinate fetches across replicas that share a store, and only
     // where it refuses a second create of the same key; otherwise each
@@ -176,10 +191,10 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         sumdb,
         metrics.clone(),
         ServiceConfig {
-            cache_size: settings.cache_size,
+            cache_size: settings.cache_size(),
             list_ttl: settings.list_ttl,
             negative_ttl: settings.negative_ttl,
-            spool_dir: settings.spool_dir.clone(),
+            spool_dir: settings.spool_dir(),
             coordination,
             holder,
         },
@@ -189,7 +204,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         metrics: metrics.clone(),
         path_prefix: settings.path_prefix.clone(),
     });
-    let listener = bind(&settings.listen)
+    let listener = bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
@@ -202,8 +217,8 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     info!(
         addr = %addr,
         storage = %store.describe(),
-        upstream = %settings.upstream,
-        routes = settings.routes.len(),
+        upstream = %settings.upstream(),
+        routes = settings.route.len(),
         coordination = ?coordination,
         sumdb = ?databases,
         startup_ms = started.elapsed().as_millis() as u64,
@@ -219,11 +234,11 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
 /// other path can reach it.
 fn sources(settings: &Settings, metrics: &Metrics) -> Result<sparta_server::Sources> {
     let default =
-        sparta_core::proxylist::parse(&settings.upstream).context("invalid --upstream")?;
-    let routes = sparta_core::routes::Routes::parse(&settings.routes).context("invalid --route")?;
+        sparta_core::proxylist::parse(settings.upstream()).context("invalid --upstream")?;
+    let routes = sparta_core::routes::Routes::parse(&settings.route).context("invalid --route")?;
     let wants_direct = routes.any_direct() || default.iter().any(|e| e.is_direct());
     let direct: Option<Arc<dyn sparta_server::Source>> = if wants_direct {
-        let vcs = vcs_fetcher(&settings.vcs)?
+        let vcs = vcs_fetcher(settings)?
             .with_metrics(metrics.registry())
             .context("cannot register the VCS metrics")?;
         Some(Arc::new(sparta_server::source::VcsSource(vcs)))
@@ -239,8 +254,8 @@ fn sources(settings: &Settings, metrics: &Metrics) -> Result<sparta_server::Sour
 }
 
 /// The VCS fetcher from its settings; its cache directory must be writable.
-fn vcs_fetcher(s: &config::VcsSettings) -> Result<sparta_vcs::Vcs> {
-    let dir = &s.cache_dir;
+fn vcs_fetcher(s: &Settings) -> Result<sparta_vcs::Vcs> {
+    let dir = &s.vcs_cache_dir;
     std::fs::create_dir_all(dir)
         .and_then(|()| tempfile::tempfile_in(dir).map(drop))
         .with_context(|| {
@@ -250,41 +265,37 @@ fn vcs_fetcher(s: &config::VcsSettings) -> Result<sparta_vcs::Vcs> {
             )
         })?;
     let maps = s
-        .maps
+        .vcs_map
         .iter()
         .map(|m| sparta_vcs::VcsMap::parse(m))
         .collect::<Result<Vec<_>, _>>()
         .context("invalid --vcs-map")?;
-    let netrc = s.netrc.clone().or_else(|| {
+    let netrc = s.vcs_netrc.clone().or_else(|| {
         std::env::var_os("NETRC")
             .map(std::path::PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".netrc")))
             .filter(|p| p.is_file())
     });
     let mut config = sparta_vcs::VcsConfig::new(dir.clone());
-    config.cache_size = s.cache_size;
+    config.cache_size = s.vcs_cache_size.as_u64();
     config.maps = maps;
     config.netrc = netrc;
-    config.token_dir = s.token_dir.clone();
-    config.ssh_key = s.ssh_key.clone();
-    config.insecure = s.insecure.clone();
+    config.token_dir = s.vcs_token_dir.clone();
+    config.ssh_key = s.vcs_ssh_key.clone();
+    config.insecure = s.vcs_insecure.clone();
     config.net = sparta_vcs::NetPolicy {
-        allow_loopback: s.allow_loopback,
-        refuse_private: s.refuse_private,
+        allow_loopback: s.vcs_allow_loopback,
+        refuse_private: s.vcs_refuse_private,
     };
-    config.op_timeout = s.timeout;
-    config.max_repo_size = s.max_repo_size;
+    config.op_timeout = s.vcs_timeout;
+    config.max_repo_size = s.vcs_max_repo_size.as_u64();
     sparta_vcs::Vcs::new(config).context("cannot start the VCS fetcher")
 }
 
 /// Binds with a long accept queue: a CI fleet starting at once opens
 /// thousands of connections, and with the default of 1024 the overflow waits
 /// a whole SYN retry (1 s) before it is even accepted.
-async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
-    let addr = tokio::net::lookup_host(addr)
-        .await?
-        .next()
-        .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to no address")))?;
+async fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
