@@ -93,6 +93,10 @@ async fn direct_private_modules_skip_the_checksum_database() {
     let sparta = Sparta::start(with_vcs_dir(SpartaOptions::new(&fixture().url)).args(&args)).await;
     let got = go_sparta(&sparta).download(&[&format!("{m}@v1.0.0")]).await;
     assert!(got[0]["Sum"].as_str().is_some_and(|s| s.starts_with("h1:")));
+    // A client without GONOSUMDB asks the relay: the lookup is refused here.
+    let (status, body) = get(&sparta, &format!("sumdb/sum.golang.org/lookup/{m}@v1.0.0")).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("private"), "{body}");
     let skipped = metric(
         &sparta,
         "sparta_sumdb_verifications_total{outcome=\"skipped\"}",
