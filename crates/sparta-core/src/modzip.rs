@@ -94,7 +94,11 @@ pub fn plan(
         let name = if subdir.is_empty() {
             e.path.as_str()
         } else {
-            match e.path.strip_prefix(subdir).and_then(|r| r.strip_prefix('/')) {
+            match e
+                .path
+                .strip_prefix(subdir)
+                .and_then(|r| r.strip_prefix('/'))
+            {
                 Some(rest) => rest,
                 None => continue,
             }
@@ -135,7 +139,7 @@ pub fn plan(
         }
         false
     };
-    let new_vendor_rules = root_gomod.is_some_and(|g| go_at_least_1_24(g));
+    let new_vendor_rules = root_gomod.is_some_and(go_at_least_1_24);
 
     let mut invalid: Vec<String> = Vec::new();
     let mut collisions = Collisions::default();
@@ -163,7 +167,9 @@ pub fn plan(
             continue;
         }
         if name.eq_ignore_ascii_case("go.mod") && name != "go.mod" {
-            invalid.push(format!("{name:?}: go.mod file not in module root directory"));
+            invalid.push(format!(
+                "{name:?}: go.mod file not in module root directory"
+            ));
             continue;
         }
         if let Err(e) = collisions.check(&name, false) {
@@ -184,11 +190,15 @@ pub fn plan(
         total = total.saturating_add(size);
         too_large |= total > MAX_ZIP_SIZE;
         if name == "go.mod" && size > MAX_GOMOD_SIZE {
-            invalid.push(format!("go.mod file too large (max size is {MAX_GOMOD_SIZE} bytes)"));
+            invalid.push(format!(
+                "go.mod file too large (max size is {MAX_GOMOD_SIZE} bytes)"
+            ));
             continue;
         }
         if name == "LICENSE" && size > MAX_LICENSE_SIZE {
-            invalid.push(format!("LICENSE file too large (max size is {MAX_LICENSE_SIZE} bytes)"));
+            invalid.push(format!(
+                "LICENSE file too large (max size is {MAX_LICENSE_SIZE} bytes)"
+            ));
             continue;
         }
         planned.push(PlannedFile {
@@ -200,7 +210,11 @@ pub fn plan(
     if !invalid.is_empty() {
         let shown: Vec<_> = invalid.iter().take(5).cloned().collect();
         let more = invalid.len().saturating_sub(shown.len());
-        let tail = if more > 0 { format!(" (and {more} more)") } else { String::new() };
+        let tail = if more > 0 {
+            format!(" (and {more} more)")
+        } else {
+            String::new()
+        };
         return Err(CoreError::InvalidZip(format!("{}{tail}", shown.join("; "))));
     }
     if too_large {
@@ -217,7 +231,9 @@ pub fn plan(
 }
 
 fn is_gomod_name(name: &str) -> bool {
-    name.rsplit('/').next().is_some_and(|b| b.eq_ignore_ascii_case("go.mod"))
+    name.rsplit('/')
+        .next()
+        .is_some_and(|b| b.eq_ignore_ascii_case("go.mod"))
 }
 
 /// x/mod/zip isVendoredPackage. From go 1.24 on, `vendor/modules.txt` is
@@ -231,7 +247,11 @@ pub fn is_vendored(name: &str, go_1_24: bool) -> bool {
     let start = if name.starts_with("vendor/") {
         "vendor/".len()
     } else if let Some(j) = name.find("/vendor/") {
-        if go_1_24 { j + "/vendor/".len() } else { "/vendor/".len() }
+        if go_1_24 {
+            j + "/vendor/".len()
+        } else {
+            "/vendor/".len()
+        }
     } else {
         return false;
     };
@@ -268,7 +288,10 @@ pub fn go_at_least_1_24(gomod: &[u8]) -> bool {
 /// `major.minor` of a go version `1.N`, `1.N.P` or `1.NrcK`; None if malformed.
 fn parse_go_lang(v: &str) -> Option<(u64, u64)> {
     let num = |s: &str| -> Option<u64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
+        if s.is_empty()
+            || !s.bytes().all(|b| b.is_ascii_digit())
+            || (s.len() > 1 && s.starts_with('0'))
+        {
             return None;
         }
         s.parse().ok()
@@ -301,7 +324,12 @@ fn parse_go_lang(v: &str) -> Option<(u64, u64)> {
 /// Writes the planned zip to `out`. `copy` writes one file's bytes into the
 /// writer it is given (streamed from wherever the caller keeps them); each
 /// file must come to exactly its planned size. Returns the zip's size.
-pub fn write_zip<W, F>(out: W, plan: &ZipPlan, max_zip_size: u64, mut copy: F) -> Result<u64, CoreError>
+pub fn write_zip<W, F>(
+    out: W,
+    plan: &ZipPlan,
+    max_zip_size: u64,
+    mut copy: F,
+) -> Result<u64, CoreError>
 where
     W: Write + Seek,
     F: FnMut(&PlannedFile, &mut dyn Write) -> std::io::Result<()>,
@@ -313,15 +341,26 @@ where
         .large_file(false);
     let mut zw = zip::ZipWriter::new(out);
     for f in &plan.files {
-        zw.start_file(format!("{}{}", plan.prefix, f.name), options).map_err(ze)?;
-        let mut bounded = Bounded { inner: &mut zw, left: f.size, over: false };
+        zw.start_file(format!("{}{}", plan.prefix, f.name), options)
+            .map_err(ze)?;
+        let mut bounded = Bounded {
+            inner: &mut zw,
+            left: f.size,
+            over: false,
+        };
         let res = copy(f, &mut bounded);
         if bounded.over {
-            return Err(CoreError::InvalidZip(format!("file {:?} is larger than declared", f.name)));
+            return Err(CoreError::InvalidZip(format!(
+                "file {:?} is larger than declared",
+                f.name
+            )));
         }
         res.map_err(io)?;
         if bounded.left != 0 {
-            return Err(CoreError::InvalidZip(format!("file {:?} is shorter than declared", f.name)));
+            return Err(CoreError::InvalidZip(format!(
+                "file {:?} is shorter than declared",
+                f.name
+            )));
         }
     }
     let mut out = zw.finish().map_err(ze)?;

@@ -42,7 +42,14 @@ fn prefix_is_path_at_version() {
 
 #[test]
 fn version_must_fit_the_path() {
-    let err = plan(&m("example.test/m"), &v("v2.0.0"), "", &[file("a.go", 1)], None).unwrap_err();
+    let err = plan(
+        &m("example.test/m"),
+        &v("v2.0.0"),
+        "",
+        &[file("a.go", 1)],
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(err, CoreError::InvalidVersion { .. }), "{err}");
 }
 
@@ -78,7 +85,14 @@ fn subdirectory_module_takes_its_files_and_the_root_license() {
         file("sub/s.go", 3),
         file("subother/o.go", 3),
     ];
-    let p = plan(&m("example.test/m/sub"), &v("v1.0.0"), "sub", &entries, None).unwrap();
+    let p = plan(
+        &m("example.test/m/sub"),
+        &v("v1.0.0"),
+        "sub",
+        &entries,
+        None,
+    )
+    .unwrap();
     assert_eq!(names(&p), ["go.mod", "s.go", "LICENSE"]);
     assert_eq!(p.files[2].source, "LICENSE");
     assert_eq!(p.files[0].source, "sub/go.mod");
@@ -139,7 +153,10 @@ fn go_directive_parsing() {
     assert!(go_at_least_1_24(b"module a\ngo 1.25rc1\n"));
     assert!(go_at_least_1_24(b"go 2.0"));
     assert!(!go_at_least_1_24(b"go 1.23.4"));
-    assert!(!go_at_least_1_24(b"go 1.24\ngo 1.25\n"), "repeated directive");
+    assert!(
+        !go_at_least_1_24(b"go 1.24\ngo 1.25\n"),
+        "repeated directive"
+    );
     assert!(!go_at_least_1_24(b"go 01.24"), "malformed");
     assert!(!go_at_least_1_24(b"go 1.24 extra"));
     assert!(!go_at_least_1_24(b"// go 1.24\n"));
@@ -183,7 +200,13 @@ fn case_fold_collisions_are_refused() {
 
 #[test]
 fn invalid_names_are_refused() {
-    for bad in ["a:b.go", "x/../y.go", "con.go/../a", "sp ace\u{7}.go", "GO.MOD"] {
+    for bad in [
+        "a:b.go",
+        "x/../y.go",
+        "con.go/../a",
+        "sp ace\u{7}.go",
+        "GO.MOD",
+    ] {
         let err = plan_root(&[file(bad, 1)], None).unwrap_err();
         assert!(matches!(err, CoreError::InvalidZip(_)), "{bad}: {err}");
     }
@@ -216,12 +239,25 @@ fn written_zip_passes_the_checks_and_hashes_as_its_files() {
         ("sub/vendor/x/y.go", b"package y\n"),
     ]
     .into();
-    let entries: Vec<_> = contents.iter().map(|(p, c)| file(p, c.len() as u64)).collect();
+    let entries: Vec<_> = contents
+        .iter()
+        .map(|(p, c)| file(p, c.len() as u64))
+        .collect();
     let module = m("example.test/m/sub");
     let version = v("v1.2.3");
-    let plan = plan(&module, &version, "sub", &entries, Some(contents["sub/go.mod"])).unwrap();
+    let plan = plan(
+        &module,
+        &version,
+        "sub",
+        &entries,
+        Some(contents["sub/go.mod"]),
+    )
+    .unwrap();
     let mut out = Cursor::new(Vec::new());
-    let size = write_zip(&mut out, &plan, MAX_ZIP_SIZE, |f, w| w.write_all(contents[f.source.as_str()])).unwrap();
+    let size = write_zip(&mut out, &plan, MAX_ZIP_SIZE, |f, w| {
+        w.write_all(contents[f.source.as_str()])
+    })
+    .unwrap();
     assert_eq!(size, out.get_ref().len() as u64);
     out.set_position(0);
     let summary = crate::zipcheck::check_zip(&mut out, &module, &version).unwrap();
@@ -240,8 +276,14 @@ fn writer_refuses_sizes_other_than_planned() {
     let mut out = Cursor::new(Vec::new());
     let err = write_zip(&mut out, &plan, MAX_ZIP_SIZE, |_, w| w.write_all(b"abcd")).unwrap_err();
     assert!(err.to_string().contains("larger"), "{err}");
-    let err = write_zip(Cursor::new(Vec::new()), &plan, MAX_ZIP_SIZE, |_, w| w.write_all(b"ab")).unwrap_err();
+    let err = write_zip(Cursor::new(Vec::new()), &plan, MAX_ZIP_SIZE, |_, w| {
+        w.write_all(b"ab")
+    })
+    .unwrap_err();
     assert!(err.to_string().contains("shorter"), "{err}");
-    let err = write_zip(Cursor::new(Vec::new()), &plan, 10, |_, w| w.write_all(b"abc")).unwrap_err();
+    let err = write_zip(Cursor::new(Vec::new()), &plan, 10, |_, w| {
+        w.write_all(b"abc")
+    })
+    .unwrap_err();
     assert!(err.to_string().contains("too large"), "{err}");
 }

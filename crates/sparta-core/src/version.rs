@@ -292,9 +292,12 @@ impl Version {
         let dash = head.rfind('-')?;
         let (base, timestamp) = match head.rfind('.') {
             Some(dot) if dot > dash => (&head[..dot], &head[dot + 1..]),
-            _ => (&head[..dash], &head[dash + 1..]),
+            // vX.0.0-yyyymmddhhmmss-rev builds on no tag.
+            _ => ("", &head[dash + 1..]),
         };
-        let base = if let Some(b) = base.strip_suffix("-0") {
+        let base = if base.is_empty() {
+            String::new()
+        } else if let Some(b) = base.strip_suffix("-0") {
             // vX.Y.(Z+1)-0 builds on vX.Y.Z.
             let (vmm, patch) = b.rsplit_once('.')?;
             format!("{vmm}.{}", dec_decimal(patch)?)
@@ -367,7 +370,11 @@ fn dec_decimal(d: &str) -> Option<String> {
     }
     let s = String::from_utf8(digits).ok()?;
     let t = s.trim_start_matches('0');
-    Some(if t.is_empty() { "0".into() } else { t.to_owned() })
+    Some(if t.is_empty() {
+        "0".into()
+    } else {
+        t.to_owned()
+    })
 }
 
 #[cfg(test)]
@@ -390,10 +397,22 @@ mod tests {
         assert_eq!(canonical("master"), None);
         let ts = "20240102030405";
         let rev = "abcdefabcdef";
-        assert_eq!(pseudo_version("", "", ts, rev), "v0.0.0-20240102030405-abcdefabcdef");
-        assert_eq!(pseudo_version("v2", "", ts, rev), "v2.0.0-20240102030405-abcdefabcdef");
-        assert_eq!(pseudo_version("", "v1.2.9", ts, rev), "v1.2.10-0.20240102030405-abcdefabcdef");
-        assert_eq!(pseudo_version("", "v1.2.3-rc.1", ts, rev), "v1.2.3-rc.1.0.20240102030405-abcdefabcdef");
+        assert_eq!(
+            pseudo_version("", "", ts, rev),
+            "v0.0.0-20240102030405-abcdefabcdef"
+        );
+        assert_eq!(
+            pseudo_version("v2", "", ts, rev),
+            "v2.0.0-20240102030405-abcdefabcdef"
+        );
+        assert_eq!(
+            pseudo_version("", "v1.2.9", ts, rev),
+            "v1.2.10-0.20240102030405-abcdefabcdef"
+        );
+        assert_eq!(
+            pseudo_version("", "v1.2.3-rc.1", ts, rev),
+            "v1.2.3-rc.1.0.20240102030405-abcdefabcdef"
+        );
         assert_eq!(
             pseudo_version("", "v2.0.0+incompatible", ts, rev),
             "v2.0.1-0.20240102030405-abcdefabcdef+incompatible"
@@ -403,7 +422,10 @@ mod tests {
             ("v1.2.10-0.20240102030405-abcdefabcdef", "v1.2.9"),
             ("v1.2.1-0.20240102030405-abcdefabcdef", "v1.2.0"),
             ("v1.2.3-rc.1.0.20240102030405-abcdefabcdef", "v1.2.3-rc.1"),
-            ("v2.0.1-0.20240102030405-abcdefabcdef+incompatible", "v2.0.0"),
+            (
+                "v2.0.1-0.20240102030405-abcdefabcdef+incompatible",
+                "v2.0.0",
+            ),
         ] {
             let parts = v(pv).pseudo_parts().unwrap();
             assert_eq!(parts.base, base, "{pv}");
@@ -412,7 +434,10 @@ mod tests {
         }
         assert_eq!(v("v1.2.3").pseudo_parts(), None);
         // Nothing precedes patch 0 of a `-0.` form.
-        assert_eq!(v("v1.3.0-0.20240102030405-abcdefabcdef").pseudo_parts(), None);
+        assert_eq!(
+            v("v1.3.0-0.20240102030405-abcdefabcdef").pseudo_parts(),
+            None
+        );
     }
 
     #[test]

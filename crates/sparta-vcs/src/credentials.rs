@@ -206,15 +206,24 @@ mod tests {
         std::fs::write(&netrc, "machine h.test login n password fromnetrc\n").unwrap();
         let tokens = dir.path().join("tokens");
         std::fs::create_dir(&tokens).unwrap();
-        let c = Credentials::new(Some(netrc), Some(tokens.clone()), None, dir.path().join("kh"));
+        let c = Credentials::new(
+            Some(netrc),
+            Some(tokens.clone()),
+            None,
+            dir.path().join("kh"),
+        );
         assert_eq!(c.login("h.test").unwrap().password, "fromnetrc");
         std::fs::write(tokens.join("h.test"), "tok1\n").unwrap();
         let l = c.login("h.test").unwrap();
         assert_eq!((l.user.as_str(), l.password.as_str()), (TOKEN_USER, "tok1"));
         // A rotated secret with a new mtime is read again.
         std::fs::write(tokens.join("h.test"), "deploy:tok2\n").unwrap();
-        let f = std::fs::File::options().write(true).open(tokens.join("h.test")).unwrap();
-        f.set_modified(SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
+        let f = std::fs::File::options()
+            .write(true)
+            .open(tokens.join("h.test"))
+            .unwrap();
+        f.set_modified(SystemTime::now() + std::time::Duration::from_secs(5))
+            .unwrap();
         let l = c.login("h.test").unwrap();
         assert_eq!((l.user.as_str(), l.password.as_str()), ("deploy", "tok2"));
         // Host names never walk out of the token directory.

@@ -160,7 +160,9 @@ pub(crate) fn parse_meta(html: &str) -> Vec<MetaImport> {
         if get("name") != Some("go-import") {
             continue;
         }
-        let Some(content) = get("content") else { continue };
+        let Some(content) = get("content") else {
+            continue;
+        };
         let f: Vec<&str> = content.split_whitespace().collect();
         if let [prefix, vcs, url] = f[..] {
             out.push(MetaImport {
@@ -251,7 +253,8 @@ pub(crate) fn match_meta(path: &str, metas: &[MetaImport]) -> Result<RepoRoot, V
         }
         found = Some(m);
     }
-    let m = found.ok_or_else(|| VcsError::NotFound(format!("no go-import meta tag matches {path}")))?;
+    let m =
+        found.ok_or_else(|| VcsError::NotFound(format!("no go-import meta tag matches {path}")))?;
     match m.vcs.as_str() {
         "git" => Ok(RepoRoot {
             root: m.prefix.clone(),
@@ -295,7 +298,10 @@ pub(crate) async fn go_get(
         if e.is_timeout() {
             VcsError::Timeout(format!("go-get request to {host} timed out"))
         } else {
-            VcsError::NotFound(format!("go-get request to {host} failed: {}", e.without_url()))
+            VcsError::NotFound(format!(
+                "go-get request to {host} failed: {}",
+                e.without_url()
+            ))
         }
     })?;
     if !resp.status().is_success() {
@@ -305,11 +311,12 @@ pub(crate) async fn go_get(
         )));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| VcsError::NotFound(format!("reading go-get answer from {host}: {}", e.without_url())))?
-    {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| {
+        VcsError::NotFound(format!(
+            "reading go-get answer from {host}: {}",
+            e.without_url()
+        ))
+    })? {
         let room = MAX_GO_GET_BODY - body.len();
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if body.len() >= MAX_GO_GET_BODY {

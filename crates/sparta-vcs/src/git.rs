@@ -90,7 +90,9 @@ impl Git {
         max_out: usize,
     ) -> Result<GitOutput, VcsError> {
         let mut cmd = self.command(dir, args, creds);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         let mut child = cmd
             .spawn()
             .map_err(|e| VcsError::Failed(format!("starting git: {e}")))?;
@@ -101,13 +103,15 @@ impl Git {
             let mut out = Vec::new();
             let mut err = Vec::new();
             let read_out = async {
-                let mut buf = [0u8; 64 << 10];
+                let mut buf = vec![0u8; 64 << 10];
                 loop {
                     let n = stdout.read(&mut buf).await?;
                     if n == 0 {
                         return Ok::<bool, std::io::Error>(true);
                     }
                     if out.len() + n > max_out {
+                        // Stop git now: stderr stays open while it runs.
+                        kill_group(pid);
                         return Ok(false);
                     }
                     out.extend_from_slice(&buf[..n]);
@@ -115,7 +119,7 @@ impl Git {
             };
             // Stderr is for messages only: keep the first 64 KiB.
             let read_err = async {
-                let mut buf = [0u8; 8 << 10];
+                let mut buf = vec![0u8; 8 << 10];
                 loop {
                     let n = stderr.read(&mut buf).await?;
                     if n == 0 {
@@ -172,7 +176,12 @@ impl Git {
     }
 
     /// A git command with the safe environment; for callers that stream.
-    pub fn command(&self, dir: Option<&Path>, args: &[&str], creds: &CallCreds) -> tokio::process::Command {
+    pub fn command(
+        &self,
+        dir: Option<&Path>,
+        args: &[&str],
+        creds: &CallCreds,
+    ) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new("git");
         cmd.env_clear();
         if let Some(path) = std::env::var_os("PATH") {
@@ -195,9 +204,18 @@ impl Git {
             Some(ssh) => cmd.env("GIT_SSH_COMMAND", ssh),
             None => cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
         };
-        if let Some(dir) = dir {
-            cmd.current_dir(dir);
-            cmd.env("GIT_DIR", dir);
+        match dir {
+            Some(dir) => {
+                cmd.current_dir(dir);
+                cmd.env("GIT_DIR", dir);
+            }
+            None => {
+                // No repository: never pick one up from the working directory.
+                cmd.current_dir(&self.home);
+                if let Some(parent) = self.home.parent() {
+                    cmd.env("GIT_CEILING_DIRECTORIES", parent);
+                }
+            }
         }
         cmd.args(self.config_args(creds));
         cmd.args(args);
@@ -216,5 +234,71 @@ pub(crate) fn kill_group(pid: Option<u32>) {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(timeout: Duration) -> (Git, tempfile::TempDir) {
+        let home = tempfile::tempdir().unwrap();
+        let g = Git {
+            timeout,
+            home: home.path().to_owned(),
+            allow_file: false,
+        };
+        (g, home)
+    }
+
+    #[tokio::test]
+    async fn a_hung_git_is_killed_at_the_bound() {
+        let (g, _home) = git(Duration::from_secs(1));
+        // A shell alias stands in for a remote helper that never answers.
+        let r = g
+            .run(
+                None,
+                &["-c", "alias.hang=!sleep 600", "hang"],
+                &CallCreds::default(),
+                1 << 10,
+            )
+            .await;
+        assert!(matches!(r, Err(VcsError::Timeout(_))), "{:?}", r.err());
+    }
+
+    #[tokio::test]
+    async fn output_is_bounded() {
+        let (g, _home) = git(Duration::from_secs(60));
+        let r = g
+            .run(
+                None,
+                &["-c", "alias.flood=!yes", "flood"],
+                &CallCreds::default(),
+                4096,
+            )
+            .await;
+        assert!(matches!(r, Err(VcsError::TooLarge(_))), "{:?}", r.err());
+    }
+
+    #[tokio::test]
+    async fn no_prompt_and_no_global_config() {
+        let (g, _home) = git(Duration::from_secs(60));
+        let out = g
+            .run(
+                None,
+                &["config", "--show-origin", "--list"],
+                &CallCreds::default(),
+                1 << 20,
+            )
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        // Only what we pass with -c: nothing from system or global files.
+        assert!(
+            text.lines().all(|l| l.starts_with("command line:")),
+            "{text}"
+        );
+        assert!(text.contains("core.hookspath=/dev/null"), "{text}");
+        assert!(text.contains("protocol.allow=never"), "{text}");
     }
 }

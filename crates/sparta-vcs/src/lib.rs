@@ -38,6 +38,9 @@ use discovery::RepoRoot;
 use mirror::{Mirror, Mirrors};
 use versions::CodeRepo;
 
+type BoxFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, VcsError>> + Send + 'a>>;
+
 /// How long a go-get answer is reused.
 const DISCOVERY_TTL: Duration = Duration::from_secs(300);
 
@@ -108,7 +111,8 @@ impl Vcs {
         fut: impl std::future::Future<Output = Result<T, VcsError>>,
     ) -> Result<T, VcsError> {
         let started = Instant::now();
-        let r = fut.await;
+        // Boxed: the resolution futures are deep, and debug builds keep them on the stack.
+        let r = Box::pin(fut).await;
         self.inner.metrics.observe(op, started, &r);
         r
     }
@@ -120,12 +124,21 @@ impl Vcs {
         if let Some(r) = discovery::static_root(path, &c.maps, &c.insecure) {
             return Ok(r);
         }
-        if let Some((at, r)) = self.inner.roots.lock().unwrap_or_else(|e| e.into_inner()).get(path)
+        if let Some((at, r)) = self
+            .inner
+            .roots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
             && at.elapsed() < DISCOVERY_TTL
         {
             return Ok(r.clone());
         }
-        let insecure = |p: &str| c.insecure.iter().any(|g| discovery::match_prefix(g, p).is_some());
+        let insecure = |p: &str| {
+            c.insecure
+                .iter()
+                .any(|g| discovery::match_prefix(g, p).is_some())
+        };
         let timeout = c.op_timeout.min(Duration::from_secs(30));
         let started = Instant::now();
         let r = async {
@@ -160,7 +173,11 @@ impl Vcs {
         Ok(root)
     }
 
-    async fn open(&self, module: &ModulePath, refresh: bool) -> Result<(Mirror, RepoRoot, repo::Refs), VcsError> {
+    async fn open(
+        &self,
+        module: &ModulePath,
+        refresh: bool,
+    ) -> Result<(Mirror, RepoRoot, repo::Refs), VcsError> {
         let root = self.discover(module).await?;
         let mirror = self.inner.mirrors.get(&root.url, refresh).await?;
         let refs = repo::refs(&self.inner.mirrors.git, &mirror.dir).await?;
@@ -169,23 +186,37 @@ impl Vcs {
 
     /// Runs `f` on the module's repository as mirrored; if it finds nothing
     /// and the mirror was not just fetched, fetches once and tries again.
-    async fn with_repo<T, F, Fut>(&self, module: &ModulePath, refresh: bool, f: F) -> Result<T, VcsError>
+    /// Boxed, so callers' futures stay small (debug builds keep deep async
+    /// state on the stack).
+    fn with_repo<'s, T, F, Fut>(
+        &'s self,
+        module: &'s ModulePath,
+        refresh: bool,
+        f: F,
+    ) -> BoxFuture<'s, T>
     where
-        F: Fn(Arc<CodeRepo>) -> Fut,
-        Fut: std::future::Future<Output = Result<T, VcsError>>,
+        F: Fn(Arc<CodeRepo>) -> Fut + Send + 's,
+        Fut: std::future::Future<Output = Result<T, VcsError>> + Send + 's,
+        T: Send + 's,
     {
-        let code = self.code(module, refresh).await?;
-        match f(code.1).await {
-            Err(VcsError::NotFound(_)) if !refresh => {
-                drop(code.0);
-                let (_guard, code) = self.code(module, true).await?;
-                f(code).await
+        Box::pin(async move {
+            let code = Box::pin(self.code(module, refresh)).await?;
+            match Box::pin(f(code.1)).await {
+                Err(VcsError::NotFound(_)) if !refresh => {
+                    drop(code.0);
+                    let (_guard, code) = Box::pin(self.code(module, true)).await?;
+                    Box::pin(f(code)).await
+                }
+                other => other,
             }
-            other => other,
-        }
+        })
     }
 
-    async fn code(&self, module: &ModulePath, refresh: bool) -> Result<(Mirror, Arc<CodeRepo>), VcsError> {
+    async fn code(
+        &self,
+        module: &ModulePath,
+        refresh: bool,
+    ) -> Result<(Mirror, Arc<CodeRepo>), VcsError> {
         let (mirror, root, refs) = self.open(module, refresh).await?;
         let code = CodeRepo::new(
             self.inner.mirrors.git.clone(),
@@ -200,21 +231,37 @@ impl Vcs {
 
     /// `@v/list`: canonical tagged versions for this module path (no pseudo-versions), sorted.
     pub async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, VcsError> {
-        self.timed("list", self.with_repo(module, true, async |c: Arc<CodeRepo>| c.versions().await)).await
+        self.timed(
+            "list",
+            self.with_repo(module, true, async |c: Arc<CodeRepo>| c.versions().await),
+        )
+        .await
     }
 
     /// `@latest`: highest release, else highest pre-release, else a pseudo-version of the default branch.
     pub async fn latest(&self, module: &ModulePath) -> Result<RevInfo, VcsError> {
-        self.timed("latest", self.with_repo(module, true, async |c: Arc<CodeRepo>| latest_of(&c).await)).await
+        self.timed(
+            "latest",
+            self.with_repo(module, true, async |c: Arc<CodeRepo>| latest_of(&c).await),
+        )
+        .await
     }
 
     /// A query as the client sent it, unescaped: branch, tag, commit hash
     /// (full or prefix), or a non-canonical version; answers with the canonical version.
     pub async fn query(&self, module: &ModulePath, query: &str) -> Result<RevInfo, VcsError> {
-        if query.is_empty() || query.starts_with(['-', '<', '>', '=', '!']) || query.contains("..") {
-            return Err(VcsError::NotFound(format!("{module}@{query}: unsupported query")));
+        if query.is_empty() || query.starts_with(['-', '<', '>', '=', '!']) || query.contains("..")
+        {
+            return Err(VcsError::NotFound(format!(
+                "{module}@{query}: unsupported query"
+            )));
         }
-        if let Ok(v) = Version::parse(query) {
+        // A canonical version that fits the path is an .info; one that does
+        // not (`v3.0.0` for a path without /v3) may still resolve, to
+        // `+incompatible`, as a revision.
+        if let Ok(v) = Version::parse(query)
+            && module.check_version(&v).is_ok()
+        {
             return self.info(module, &v).await;
         }
         let q = query.to_owned();
@@ -223,21 +270,31 @@ impl Vcs {
             self.with_repo(module, true, |c: Arc<CodeRepo>| {
                 let q = q.clone();
                 async move {
-                if q == "latest" {
-                    return latest_of(&c).await;
-                }
-                let is_prefix = sparta_core::version::canonical(&q).is_some() && !q.contains(['-', '+']);
-                if is_prefix {
-                    // `v1` or `v1.2`: the highest version it is a prefix of.
-                    let dot = format!("{q}.");
-                    let list = c.versions().await?;
-                    let pick = highest(list.iter().filter(|v| v.as_str().starts_with(&dot)).cloned().collect());
-                    return match pick {
-                        Some(v) => c.stat(v.as_str()).await,
-                        None => Err(VcsError::NotFound(format!("{}@{q}: no matching versions", c.mod_path))),
-                    };
-                }
-                c.stat(&q).await
+                    if q == "latest" {
+                        return latest_of(&c).await;
+                    }
+                    let is_prefix = sparta_core::version::canonical(&q).is_some()
+                        && Version::parse(&q).is_err()
+                        && !q.contains(['-', '+']);
+                    if is_prefix {
+                        // `v1` or `v1.2`: the highest version it is a prefix of.
+                        let dot = format!("{q}.");
+                        let list = c.versions().await?;
+                        let pick = highest(
+                            list.iter()
+                                .filter(|v| v.as_str().starts_with(&dot))
+                                .cloned()
+                                .collect(),
+                        );
+                        return match pick {
+                            Some(v) => c.stat(v.as_str()).await,
+                            None => Err(VcsError::NotFound(format!(
+                                "{}@{q}: no matching versions",
+                                c.mod_path
+                            ))),
+                        };
+                    }
+                    c.stat(&q).await
                 }
             }),
         )
@@ -250,10 +307,14 @@ impl Vcs {
             .check_version(version)
             .map_err(|e| VcsError::NotFound(e.to_string()))?;
         let v = version.as_str().to_owned();
-        self.timed("info", self.with_repo(module, false, |c: Arc<CodeRepo>| {
-            let v = v.clone();
-            async move { c.stat(&v).await }
-        })).await
+        self.timed(
+            "info",
+            self.with_repo(module, false, |c: Arc<CodeRepo>| {
+                let v = v.clone();
+                async move { c.stat(&v).await }
+            }),
+        )
+        .await
     }
 
     /// `.mod` at that revision, or a synthesized `module <path>\n` when the repository has none.
@@ -267,14 +328,14 @@ impl Vcs {
             self.with_repo(module, false, |c: Arc<CodeRepo>| {
                 let v = v.clone();
                 async move {
-                if v.is_pseudo() {
-                    c.stat(v.as_str()).await?;
-                }
-                let (_, _, gomod) = c.find_dir(v.as_str()).await?;
-                Ok(match gomod {
-                    Some(g) => Bytes::from(g),
-                    None => Bytes::from(format!("module {}\n", c.mod_path)),
-                })
+                    if v.is_pseudo() {
+                        c.stat(v.as_str()).await?;
+                    }
+                    let (_, _, gomod) = c.find_dir(v.as_str()).await?;
+                    Ok(match gomod {
+                        Some(g) => Bytes::from(g),
+                        None => Bytes::from(format!("module {}\n", c.mod_path)),
+                    })
                 }
             }),
         )
@@ -282,7 +343,12 @@ impl Vcs {
     }
 
     /// Writes the module zip (module-zip rules, sparta_core::modzip) to `out`, streamed, returns bytes written.
-    pub async fn zip_to_file(&self, module: &ModulePath, version: &Version, out: &Path) -> Result<u64, VcsError> {
+    pub async fn zip_to_file(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        out: &Path,
+    ) -> Result<u64, VcsError> {
         module
             .check_version(version)
             .map_err(|e| VcsError::NotFound(e.to_string()))?;
@@ -322,4 +388,16 @@ async fn latest_of(c: &CodeRepo) -> Result<RevInfo, VcsError> {
         Some(v) => c.stat(v.as_str()).await,
         None => c.latest_commit().await,
     }
+}
+
+/// The server awaits these futures on a multi-threaded runtime: they must be `Send`.
+#[allow(dead_code)]
+fn futures_are_send(v: &Vcs, m: &ModulePath, ver: &Version, out: &Path) {
+    fn send<T: Send>(_: T) {}
+    send(v.list(m));
+    send(v.latest(m));
+    send(v.query(m, "main"));
+    send(v.info(m, ver));
+    send(v.gomod(m, ver));
+    send(v.zip_to_file(m, ver, out));
 }

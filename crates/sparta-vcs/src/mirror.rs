@@ -102,7 +102,8 @@ impl Mirrors {
 
     fn dir_for(&self, url: &str) -> PathBuf {
         let h = Sha256::digest(url.as_bytes());
-        self.root.join(format!("{}.git", sparta_core::hash::hex(&h[..16])))
+        self.root
+            .join(format!("{}.git", sparta_core::hash::hex(&h[..16])))
     }
 
     fn slot(&self, dir: &Path) -> Arc<tokio::sync::Mutex<Slot>> {
@@ -121,7 +122,8 @@ impl Mirrors {
     /// Credentials and address pins for one call against `url`; checks the
     /// remote host against the address policy first.
     pub async fn call_creds(&self, url: &str) -> Result<(CallCreds, Vec<String>), VcsError> {
-        let parsed = url::Url::parse(url).map_err(|_| VcsError::NotFound("invalid repository URL".into()))?;
+        let parsed = url::Url::parse(url)
+            .map_err(|_| VcsError::NotFound("invalid repository URL".into()))?;
         let host = parsed
             .host_str()
             .ok_or_else(|| VcsError::NotFound("repository URL has no host".into()))?
@@ -137,7 +139,9 @@ impl Mirrors {
                     v4 => v4.to_string(),
                 })
                 .collect();
-            creds.resolve.push(format!("{host}:{port}:{}", list.join(",")));
+            creds
+                .resolve
+                .push(format!("{host}:{port}:{}", list.join(",")));
         }
         Ok((creds, secrets))
     }
@@ -146,7 +150,9 @@ impl Mirrors {
     /// yet). A fetch that finished after this call began is reused.
     pub async fn get(&self, url: &str, refresh: bool) -> Result<Mirror, VcsError> {
         if !matches!(url.split("://").next(), Some("https" | "http" | "ssh")) {
-            return Err(VcsError::Refused("only https, http and ssh remotes are allowed".into()));
+            return Err(VcsError::Refused(
+                "only https, http and ssh remotes are allowed".into(),
+            ));
         }
         let dir = self.dir_for(url);
         let slot = self.slot(&dir);
@@ -158,6 +164,9 @@ impl Mirrors {
             let started = Instant::now();
             let result = self.fetch(&dir, url, exists).await;
             self.metrics.observe("fetch", started, &result);
+            if matches!(result, Err(VcsError::TooLarge(_))) {
+                self.set_bytes(&dir, 0);
+            }
             result?;
             state.last_fetch = Some(Instant::now());
             let bytes = dir_size(&dir);
@@ -191,20 +200,50 @@ impl Mirrors {
             let tmp_s = tmp.to_string_lossy().into_owned();
             let out = self
                 .git
-                .run(None, &["init", "--bare", "--quiet", &tmp_s], &CallCreds::default(), 1 << 16)
+                .run(
+                    None,
+                    &["init", "--bare", "--quiet", &tmp_s],
+                    &CallCreds::default(),
+                    1 << 16,
+                )
                 .await?;
             if !out.success {
                 return Err(VcsError::Failed(format!("git init: {}", out.stderr.trim())));
             }
-            std::fs::rename(&tmp, dir).map_err(|e| VcsError::Failed(format!("placing mirror: {e}")))?;
+            std::fs::rename(&tmp, dir)
+                .map_err(|e| VcsError::Failed(format!("placing mirror: {e}")))?;
         }
-        let mut args = vec!["fetch", "--prune", "--no-tags", "--quiet", "--no-write-fetch-head", "--", url];
+        let mut args = vec![
+            "fetch",
+            "--prune",
+            "--no-tags",
+            "--quiet",
+            "--no-write-fetch-head",
+            "--",
+            url,
+        ];
         args.extend(REFSPECS);
-        let out = self.git.run(Some(dir), &args, &creds, 1 << 20).await;
+        // The size bound holds during the fetch too: a watcher stops it.
+        let watch = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let bytes = dir_size(dir);
+                if bytes > self.max_repo_size {
+                    return bytes;
+                }
+            }
+        };
+        let out = tokio::select! {
+            out = self.git.run(Some(dir), &args, &creds, 1 << 20) => out,
+            bytes = watch => Err(VcsError::TooLarge(format!(
+                "repository passed {bytes} bytes while fetching, over the limit of {} bytes",
+                self.max_repo_size
+            ))),
+        };
         let out = match out {
             Ok(o) => o,
             Err(e) => {
-                if !exists {
+                if !exists || matches!(e, VcsError::TooLarge(_)) {
                     let _ = std::fs::remove_dir_all(dir);
                 }
                 return Err(e);
@@ -239,12 +278,11 @@ impl Mirrors {
             if total <= self.cache_size {
                 return;
             }
-            let mut order: Vec<(&PathBuf, u64)> = g
-                .1
-                .iter()
-                .filter(|(p, e)| p.as_path() != keep && e.bytes > 0)
-                .map(|(p, e)| (p, e.used))
-                .collect();
+            let mut order: Vec<(&PathBuf, u64)> =
+                g.1.iter()
+                    .filter(|(p, e)| p.as_path() != keep && e.bytes > 0)
+                    .map(|(p, e)| (p, e.used))
+                    .collect();
             order.sort_by_key(|(_, used)| *used);
             let victim = order.into_iter().map(|(p, _)| p.clone()).find(|p| {
                 // Arc count 1: nobody holds it; try_lock: nobody fetches it.
@@ -263,7 +301,12 @@ impl Mirrors {
 /// Sorts a failed fetch's (scrubbed) stderr into an error kind.
 fn classify(stderr: &str) -> VcsError {
     let s = stderr.to_ascii_lowercase();
-    let msg = stderr.trim().lines().last().unwrap_or("git fetch failed").to_owned();
+    let msg = stderr
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("git fetch failed")
+        .to_owned();
     if s.contains("authentication failed")
         || s.contains("could not read username")
         || s.contains("could not read password")
@@ -271,10 +314,20 @@ fn classify(stderr: &str) -> VcsError {
         || s.contains(" 401")
         || s.contains(" 403")
     {
-        VcsError::Refused(format!("the repository host refused the credentials: {msg}"))
-    } else if s.contains("not found") || s.contains(" 404") || s.contains("does not appear to be a git repository") {
+        VcsError::Refused(format!(
+            "the repository host refused the credentials: {msg}"
+        ))
+    } else if s.contains("couldn't find remote ref head") {
+        VcsError::NotFound("repository has no default branch (no commits)".into())
+    } else if s.contains("not found")
+        || s.contains(" 404")
+        || s.contains("does not appear to be a git repository")
+    {
         VcsError::NotFound(format!("repository not found: {msg}"))
-    } else if s.contains("could not resolve host") || s.contains("failed to connect") || s.contains("connection refused") {
+    } else if s.contains("could not resolve host")
+        || s.contains("failed to connect")
+        || s.contains("connection refused")
+    {
         VcsError::NotFound(format!("repository host unreachable: {msg}"))
     } else {
         VcsError::Failed(format!("git fetch: {msg}"))
@@ -286,7 +339,9 @@ pub(crate) fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             match e.file_type() {
                 Ok(t) if t.is_dir() => stack.push(e.path()),

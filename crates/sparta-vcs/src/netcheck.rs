@@ -112,14 +112,29 @@ mod tests {
             allow_loopback: true,
             refuse_private: false,
         };
-        for always in ["169.254.169.254", "169.254.1.1", "fe80::1", "fd00:ec2::254", "100.100.100.200", "0.0.0.0", "::ffff:169.254.169.254", "224.0.0.1"] {
+        for always in [
+            "169.254.169.254",
+            "169.254.1.1",
+            "fe80::1",
+            "fd00:ec2::254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "::ffff:169.254.169.254",
+            "224.0.0.1",
+        ] {
             assert!(refusal(ip(always), open).is_some(), "{always}");
         }
         for lo in ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
             assert!(refusal(ip(lo), strict).is_some(), "{lo}");
             assert!(refusal(ip(lo), open).is_none(), "{lo}");
         }
-        for private in ["10.1.2.3", "172.16.0.1", "192.168.1.1", "fd12::1", "100.64.0.1"] {
+        for private in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "fd12::1",
+            "100.64.0.1",
+        ] {
             assert!(refusal(ip(private), strict).is_some(), "{private}");
             assert!(refusal(ip(private), open).is_none(), "{private}");
         }
@@ -138,7 +153,10 @@ mod tests {
             resolve_checked("169.254.169.254", 80, open).await,
             Err(VcsError::Refused(_))
         ));
-        assert_eq!(resolve_checked("[::1]", 8080, open).await.unwrap()[0].port(), 8080);
+        assert_eq!(
+            resolve_checked("[::1]", 8080, open).await.unwrap()[0].port(),
+            8080
+        );
         assert!(matches!(
             resolve_checked("127.0.0.1", 80, NetPolicy::default()).await,
             Err(VcsError::Refused(_))

@@ -39,13 +39,19 @@ pub(crate) async fn refs(git: &Git, dir: &Path) -> Result<Refs, VcsError> {
     let out = git
         .run(
             Some(dir),
-            &["for-each-ref", "--format=%(objectname) %(*objectname) %(refname)"],
+            &[
+                "for-each-ref",
+                "--format=%(objectname) %(*objectname) %(refname)",
+            ],
             &CallCreds::default(),
             MAX_LISTING,
         )
         .await?;
     if !out.success {
-        return Err(VcsError::Failed(format!("git for-each-ref: {}", out.stderr.trim())));
+        return Err(VcsError::Failed(format!(
+            "git for-each-ref: {}",
+            out.stderr.trim()
+        )));
     }
     let mut refs = Refs::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -54,19 +60,36 @@ pub(crate) async fn refs(git: &Git, dir: &Path) -> Result<Refs, VcsError> {
             continue;
         };
         let hash = if peeled.is_empty() { obj } else { peeled };
-        let name = if name == "refs/sparta/HEAD" { "HEAD" } else { name };
+        let name = if name == "refs/sparta/HEAD" {
+            "HEAD"
+        } else {
+            name
+        };
         refs.insert(name.to_owned(), hash.to_owned());
     }
     Ok(refs)
 }
 
 /// The commit `rev` names (a full hash, a hash prefix or a ref), or None.
-pub(crate) async fn commit(git: &Git, dir: &Path, rev: &str, refs: &Refs) -> Result<Option<Commit>, VcsError> {
+pub(crate) async fn commit(
+    git: &Git,
+    dir: &Path,
+    rev: &str,
+    refs: &Refs,
+) -> Result<Option<Commit>, VcsError> {
     let spec = format!("{rev}^{{commit}}");
     let out = git
         .run(
             Some(dir),
-            &["log", "--no-decorate", "-n1", "--format=format:%H %ct", "--end-of-options", &spec, "--"],
+            &[
+                "log",
+                "--no-decorate",
+                "-n1",
+                "--format=format:%H %ct",
+                "--end-of-options",
+                &spec,
+                "--",
+            ],
             &CallCreds::default(),
             1 << 16,
         )
@@ -106,17 +129,32 @@ pub(crate) async fn read_file(
 ) -> Result<Option<Vec<u8>>, VcsError> {
     let spec = format!("{hash}:{path}");
     let size = git
-        .run(Some(dir), &["cat-file", "-s", "--end-of-options", &spec], &CallCreds::default(), 1 << 10)
+        .run(
+            Some(dir),
+            &["cat-file", "-s", "--end-of-options", &spec],
+            &CallCreds::default(),
+            1 << 10,
+        )
         .await?;
     if !size.success {
         return Ok(None);
     }
-    let n: u64 = String::from_utf8_lossy(&size.stdout).trim().parse().unwrap_or(u64::MAX);
+    let n: u64 = String::from_utf8_lossy(&size.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(u64::MAX);
     if n > max {
-        return Err(VcsError::TooLarge(format!("{path} is {n} bytes, over the limit of {max}")));
+        return Err(VcsError::TooLarge(format!(
+            "{path} is {n} bytes, over the limit of {max}"
+        )));
     }
     let out = git
-        .run(Some(dir), &["cat-file", "blob", "--end-of-options", &spec], &CallCreds::default(), max as usize + 1)
+        .run(
+            Some(dir),
+            &["cat-file", "blob", "--end-of-options", &spec],
+            &CallCreds::default(),
+            max as usize + 1,
+        )
         .await?;
     // A tree at that path is not a file.
     Ok(out.success.then_some(out.stdout))
@@ -130,23 +168,40 @@ pub(crate) async fn ls_tree(
     hash: &str,
     pathspec: Option<&str>,
 ) -> Result<Vec<(RepoEntry, String)>, VcsError> {
-    let mut args = vec!["ls-tree", "-r", "-l", "-z", "--full-tree", "--end-of-options", hash];
+    let mut args = vec![
+        "ls-tree",
+        "-r",
+        "-l",
+        "-z",
+        "--full-tree",
+        "--end-of-options",
+        hash,
+    ];
     let literal;
     if let Some(p) = pathspec {
         // Literal pathspec: no globbing or magic from repository names.
         literal = format!(":(literal){p}");
         args.extend(["--", literal.as_str()]);
     }
-    let out = git.run(Some(dir), &args, &CallCreds::default(), MAX_LISTING).await?;
+    let out = git
+        .run(Some(dir), &args, &CallCreds::default(), MAX_LISTING)
+        .await?;
     if !out.success {
-        return Err(VcsError::Failed(format!("git ls-tree: {}", out.stderr.trim())));
+        return Err(VcsError::Failed(format!(
+            "git ls-tree: {}",
+            out.stderr.trim()
+        )));
     }
     let mut entries = Vec::new();
     for rec in out.stdout.split(|&b| b == 0).filter(|r| !r.is_empty()) {
         let rec = String::from_utf8_lossy(rec);
-        let Some((meta, path)) = rec.split_once('\t') else { continue };
+        let Some((meta, path)) = rec.split_once('\t') else {
+            continue;
+        };
         let f: Vec<&str> = meta.split_whitespace().collect();
-        let [mode, kind, object, size] = f[..] else { continue };
+        let [mode, kind, object, size] = f[..] else {
+            continue;
+        };
         let kind = match (kind, mode) {
             ("blob", "120000") => EntryKind::Symlink,
             ("blob", "100644" | "100755" | "100664") => EntryKind::File,
@@ -168,7 +223,11 @@ pub(crate) async fn ls_tree(
 }
 
 /// Tags (without `refs/tags/`) reachable from `hash`.
-pub(crate) async fn merged_tags(git: &Git, dir: &Path, hash: &str) -> Result<Vec<String>, VcsError> {
+pub(crate) async fn merged_tags(
+    git: &Git,
+    dir: &Path,
+    hash: &str,
+) -> Result<Vec<String>, VcsError> {
     let merged = format!("--merged={hash}");
     let out = git
         .run(
@@ -179,7 +238,10 @@ pub(crate) async fn merged_tags(git: &Git, dir: &Path, hash: &str) -> Result<Vec
         )
         .await?;
     if !out.success {
-        return Err(VcsError::Failed(format!("git for-each-ref: {}", out.stderr.trim())));
+        return Err(VcsError::Failed(format!(
+            "git for-each-ref: {}",
+            out.stderr.trim()
+        )));
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -188,10 +250,20 @@ pub(crate) async fn merged_tags(git: &Git, dir: &Path, hash: &str) -> Result<Vec
 }
 
 /// Whether commit `hash` descends from (or is) the commit `tag` names.
-pub(crate) async fn descends_from(git: &Git, dir: &Path, hash: &str, tag: &str) -> Result<bool, VcsError> {
+pub(crate) async fn descends_from(
+    git: &Git,
+    dir: &Path,
+    hash: &str,
+    tag: &str,
+) -> Result<bool, VcsError> {
     let tag = format!("refs/tags/{tag}");
     let out = git
-        .run(Some(dir), &["merge-base", "--is-ancestor", &tag, hash], &CallCreds::default(), 1 << 10)
+        .run(
+            Some(dir),
+            &["merge-base", "--is-ancestor", &tag, hash],
+            &CallCreds::default(),
+            1 << 10,
+        )
         .await?;
     Ok(out.success)
 }
@@ -208,13 +280,19 @@ impl BlobReader {
     pub fn start(git: &Git, dir: &Path) -> Result<Self, VcsError> {
         let cmd = git.command(Some(dir), &["cat-file", "--batch"], &CallCreds::default());
         let mut cmd = cmd.into_std();
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         let mut child = cmd
             .spawn()
             .map_err(|e| VcsError::Failed(format!("starting git cat-file: {e}")))?;
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = BufReader::with_capacity(64 << 10, child.stdout.take().expect("piped stdout"));
-        Ok(BlobReader { child, stdin, stdout })
+        Ok(BlobReader {
+            child,
+            stdin,
+            stdout,
+        })
     }
 
     /// A reader of exactly the blob `object`'s bytes; consume it fully
@@ -227,7 +305,12 @@ impl BlobReader {
         let f: Vec<&str> = header.split_whitespace().collect();
         let size: u64 = match f[..] {
             [_, "blob", size] => size.parse().map_err(std::io::Error::other)?,
-            _ => return Err(std::io::Error::other(format!("git cat-file: {}", header.trim()))),
+            _ => {
+                return Err(std::io::Error::other(format!(
+                    "git cat-file: {}",
+                    header.trim()
+                )));
+            }
         };
         Ok(BlobStream {
             inner: (&mut self.stdout).take(size),

@@ -45,8 +45,14 @@ mod tests {
             scrub("fatal: unable to access 'https://bob:s3cret@git.example.test/r.git/': 401"),
             "fatal: unable to access 'https://***@git.example.test/r.git/': 401"
         );
-        assert_eq!(scrub("ssh://git@h:22/x and http://h/y"), "ssh://***@h:22/x and http://h/y");
+        assert_eq!(
+            scrub("ssh://git@h:22/x and http://h/y"),
+            "ssh://***@h:22/x and http://h/y"
+        );
         assert_eq!(scrub("no url here"), "no url here");
-        assert_eq!(scrub_secrets("token abcd1234 in text", &["abcd1234"]), "token *** in text");
+        assert_eq!(
+            scrub_secrets("token abcd1234 in text", &["abcd1234"]),
+            "token *** in text"
+        );
     }
 }

@@ -7,7 +7,6 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use sparta_core::gomod::module_directive;
 use sparta_core::module::split_path_version;
 use sparta_core::version::{canonical, compare, pseudo_version};
 use sparta_core::zipcheck::MAX_GOMOD_SIZE;
@@ -16,6 +15,9 @@ use sparta_core::{ModulePath, Version};
 use crate::git::Git;
 use crate::repo::{self, Commit, Refs};
 use crate::timefmt::{pseudo_timestamp, rfc3339};
+
+#[path = "versions_check.rs"]
+mod check;
 use crate::{Origin, RevInfo, VcsError};
 
 /// One module inside one mirrored repository.
@@ -92,7 +94,9 @@ impl CodeRepo {
         let path = mod_path.as_str();
         let in_root = path == code_root || path.starts_with(&format!("{code_root}/"));
         if !in_root {
-            return Err(VcsError::NotFound(format!("mismatched repo: found {code_root} for {path}")));
+            return Err(VcsError::NotFound(format!(
+                "mismatched repo: found {code_root} for {path}"
+            )));
         }
         let (mut prefix, major) = split_path_version(path)
             .ok_or_else(|| VcsError::NotFound(format!("invalid module path {path:?}")))?;
@@ -125,7 +129,11 @@ impl CodeRepo {
     }
 
     fn tag_prefix(&self) -> String {
-        if self.code_dir.is_empty() { String::new() } else { format!("{}/", self.code_dir) }
+        if self.code_dir.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.code_dir)
+        }
     }
 
     /// Tag names starting with `prefix`.
@@ -156,7 +164,10 @@ impl CodeRepo {
                 continue;
             }
             if sparta_core::module::check_path_major(&ver, &self.path_major).is_err() {
-                if self.code_dir.is_empty() && self.path_major.is_empty() && semver_cmp(&major_of(v), "v1") == Ordering::Greater {
+                if self.code_dir.is_empty()
+                    && self.path_major.is_empty()
+                    && semver_cmp(&major_of(v), "v1") == Ordering::Greater
+                {
                     incompatible.push(ver);
                 }
                 continue;
@@ -179,7 +190,11 @@ impl CodeRepo {
         for (i, v) in incompatible.iter().enumerate() {
             let major = v.major().to_owned();
             if major != last_major {
-                let latest = incompatible[i..].iter().take_while(|x| x.major() == major).last().unwrap_or(v);
+                let latest = incompatible[i..]
+                    .iter()
+                    .take_while(|x| x.major() == major)
+                    .last()
+                    .unwrap_or(v);
                 let c = self.stat_commit(latest.as_str()).await?;
                 last_has_gomod = self.read(&c.name, "go.mod").await?.is_some();
                 last_major = major;
@@ -206,11 +221,16 @@ impl CodeRepo {
         } else if rev == "HEAD" && self.refs.contains_key("HEAD") {
             ("HEAD".to_owned(), &self.refs["HEAD"])
         } else {
-            return Err(VcsError::NotFound(format!("{}@{rev}: unknown revision {rev}", self.mod_path)));
+            return Err(VcsError::NotFound(format!(
+                "{}@{rev}: unknown revision {rev}",
+                self.mod_path
+            )));
         };
         let c = repo::commit(&self.git, &self.dir, hash, &self.refs)
             .await?
-            .ok_or_else(|| VcsError::NotFound(format!("{}@{rev}: unknown revision {rev}", self.mod_path)))?;
+            .ok_or_else(|| {
+                VcsError::NotFound(format!("{}@{rev}: unknown revision {rev}", self.mod_path))
+            })?;
         Ok((c, r))
     }
 
@@ -230,7 +250,11 @@ impl CodeRepo {
             return p.rev;
         }
         let base = rev.strip_suffix("+incompatible").unwrap_or(rev);
-        if self.code_dir.is_empty() { base.to_owned() } else { format!("{}/{base}", self.code_dir) }
+        if self.code_dir.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{}/{base}", self.code_dir)
+        }
     }
 
     /// `codeRepo.Stat`: the .info of a revision or version.
@@ -238,10 +262,16 @@ impl CodeRepo {
         let code_rev = self.rev_to_rev(rev);
         let (c, r) = match self.stat_commit_ref(&code_rev).await {
             Ok(x) => x,
-            Err(VcsError::NotFound(_)) => return Err(invalid(&self.mod_path, rev, format!("unknown revision {code_rev}"))),
+            Err(VcsError::NotFound(_)) => {
+                return Err(invalid(
+                    &self.mod_path,
+                    rev,
+                    format!("unknown revision {code_rev}"),
+                ));
+            }
             Err(e) => return Err(e),
         };
-        let version = self.convert(&c, &code_rev, rev).await?;
+        let version = Box::pin(self.convert(&c, &code_rev, rev)).await?;
         Ok(self.rev_info(version, &c, r))
     }
 
@@ -273,7 +303,13 @@ impl CodeRepo {
         }
     }
 
-    async fn can_use_incompatible(&self, c: &Commit, v: &str, stat_vers: &str, cache: &mut HashMap<String, bool>) -> Result<bool, VcsError> {
+    async fn can_use_incompatible(
+        &self,
+        c: &Commit,
+        v: &str,
+        stat_vers: &str,
+        cache: &mut HashMap<String, bool>,
+    ) -> Result<bool, VcsError> {
         if !self.code_dir.is_empty() || !self.path_major.is_empty() {
             return Ok(false);
         }
@@ -287,7 +323,10 @@ impl CodeRepo {
         if !v.is_empty() && !stat_vers.ends_with("+incompatible") {
             let major = major_of(v);
             if !cache.contains_key(&major) {
-                let ok = self.read(&c.name, &format!("{major}/go.mod")).await?.is_none();
+                let ok = self
+                    .read(&c.name, &format!("{major}/go.mod"))
+                    .await?
+                    .is_none();
                 cache.insert(major.clone(), ok);
             }
             return Ok(cache[&major]);
@@ -295,8 +334,14 @@ impl CodeRepo {
         Ok(true)
     }
 
-    async fn check_canonical(&self, c: &Commit, v: &str, stat_vers: &str, cache: &mut HashMap<String, bool>) -> Result<Version, VcsError> {
-        if let Err(e) = self.find_dir(v).await {
+    async fn check_canonical(
+        &self,
+        c: &Commit,
+        v: &str,
+        stat_vers: &str,
+        cache: &mut HashMap<String, bool>,
+    ) -> Result<Version, VcsError> {
+        if let Err(e) = Box::pin(self.find_dir(v)).await {
             return Err(invalid(&self.mod_path, v, e_msg(&e)));
         }
         let mut v = v.to_owned();
@@ -306,24 +351,46 @@ impl CodeRepo {
         let base = v.strip_suffix("+incompatible").unwrap_or(&v).to_owned();
         let mut err_incompatible = None;
         if !match_path_major(&base, &self.path_major) {
-            if self.can_use_incompatible(c, &base, stat_vers, cache).await? {
+            if self
+                .can_use_incompatible(c, &base, stat_vers, cache)
+                .await?
+            {
                 v = format!("{base}+incompatible");
             } else if !self.path_major.is_empty() {
-                err_incompatible = Some(invalid(&self.mod_path, &v, "module path includes a major version suffix, so major version must match"));
+                err_incompatible = Some(invalid(
+                    &self.mod_path,
+                    &v,
+                    "module path includes a major version suffix, so major version must match",
+                ));
             } else {
-                err_incompatible = Some(invalid(&self.mod_path, &v, format!(
-                    "module contains a go.mod file, so module path must match major version (\"{}/{}\")",
-                    self.path_prefix,
-                    major_of(&v)
-                )));
+                err_incompatible = Some(invalid(
+                    &self.mod_path,
+                    &v,
+                    format!(
+                        "module contains a go.mod file, so module path must match major version (\"{}/{}\")",
+                        self.path_prefix,
+                        major_of(&v)
+                    ),
+                ));
             }
         } else if v.ends_with("+incompatible") {
-            err_incompatible = Some(invalid(&self.mod_path, &v, format!("+incompatible suffix not allowed: major version {} is compatible", major_of(&v))));
+            err_incompatible = Some(invalid(
+                &self.mod_path,
+                &v,
+                format!(
+                    "+incompatible suffix not allowed: major version {} is compatible",
+                    major_of(&v)
+                ),
+            ));
         }
         if !stat_vers.is_empty() && Version::parse(stat_vers).is_ok() {
             let stat_base = stat_vers.strip_suffix("+incompatible").unwrap_or(stat_vers);
             if stat_base != base {
-                return Err(invalid(&self.mod_path, stat_vers, format!("resolves to version {v} ({stat_base} is not a tag)")));
+                return Err(invalid(
+                    &self.mod_path,
+                    stat_vers,
+                    format!("resolves to version {v} ({stat_base} is not a tag)"),
+                ));
             }
         }
         if let Some(e) = err_incompatible {
@@ -352,10 +419,17 @@ impl CodeRepo {
     }
 
     /// `codeRepo.convert`: the module version of commit `c`, asked for as `stat_vers`.
-    async fn convert(&self, c: &Commit, code_rev: &str, stat_vers: &str) -> Result<Version, VcsError> {
+    async fn convert(
+        &self,
+        c: &Commit,
+        code_rev: &str,
+        stat_vers: &str,
+    ) -> Result<Version, VcsError> {
         let mut cache = HashMap::new();
         if Version::parse(stat_vers).is_ok_and(|v| v.is_pseudo()) {
-            let v = self.check_canonical(c, stat_vers, stat_vers, &mut cache).await?;
+            let v = self
+                .check_canonical(c, stat_vers, stat_vers, &mut cache)
+                .await?;
             self.validate_pseudo(c, stat_vers).await?;
             return Ok(v);
         }
@@ -378,24 +452,35 @@ impl CodeRepo {
             }
             if exact
                 && semver_cmp(&highest, &v) == Ordering::Less
-                && (match_path_major(&v, &self.path_major) || self.can_use_incompatible(c, &v, stat_vers, &mut cache).await?)
+                && (match_path_major(&v, &self.path_major)
+                    || self
+                        .can_use_incompatible(c, &v, stat_vers, &mut cache)
+                        .await?)
             {
                 highest = v;
             }
         }
         if !highest.is_empty() {
-            return self.check_canonical(c, &highest, stat_vers, &mut cache).await;
+            return self
+                .check_canonical(c, &highest, stat_vers, &mut cache)
+                .await;
         }
         if pseudo_base.is_empty() {
             let p = self.tag_prefix();
             let mut best = String::new();
             for tag in repo::merged_tags(&self.git, &self.dir, &c.name).await? {
-                let Some(semtag) = tag.strip_prefix(p.as_str()) else { continue };
+                let Some(semtag) = tag.strip_prefix(p.as_str()) else {
+                    continue;
+                };
                 let (v, _) = self.tag_to_version(&tag);
                 if v.is_empty() {
                     continue;
                 }
-                if !match_path_major(&v, &self.path_major) && !self.can_use_incompatible(c, &v, stat_vers, &mut cache).await? {
+                if !match_path_major(&v, &self.path_major)
+                    && !self
+                        .can_use_incompatible(c, &v, stat_vers, &mut cache)
+                        .await?
+                {
                     continue;
                 }
                 if semver_cmp(semtag, &best) == Ordering::Greater {
@@ -406,120 +491,22 @@ impl CodeRepo {
                 pseudo_base = self.tag_to_version(&format!("{p}{best}")).0;
             }
         }
-        let pv = pseudo_version(&self.pseudo_major, &pseudo_base, &pseudo_timestamp(c.time), c.short());
+        let pv = pseudo_version(
+            &self.pseudo_major,
+            &pseudo_base,
+            &pseudo_timestamp(c.time),
+            c.short(),
+        );
         self.check_canonical(c, &pv, stat_vers, &mut cache).await
-    }
-
-    /// `codeRepo.validatePseudoVersion`.
-    async fn validate_pseudo(&self, c: &Commit, version: &str) -> Result<(), VcsError> {
-        let bad = |msg: String| invalid(&self.mod_path, version, msg);
-        let v = Version::parse(version).map_err(|e| bad(e.to_string()))?;
-        let parts = v.pseudo_parts().ok_or_else(|| bad("malformed pseudo-version".into()))?;
-        if parts.rev != c.short() {
-            let how = if parts.rev.starts_with(c.short()) {
-                "revision is longer than canonical"
-            } else if c.short().starts_with(&parts.rev) {
-                "revision is shorter than canonical"
-            } else {
-                "does not match short name of revision"
-            };
-            return Err(bad(format!("{how} (expected {})", c.short())));
-        }
-        let ts = pseudo_timestamp(c.time);
-        if parts.timestamp != ts {
-            return Err(bad(format!("does not match version-control timestamp (expected {ts})")));
-        }
-        let p = self.tag_prefix();
-        let base = parts.base;
-        if base.is_empty() {
-            if self.pseudo_major.is_empty() && v.major() == "v1" {
-                return Err(bad("major version without preceding tag must be v0, not v1".into()));
-            }
-            return Ok(());
-        }
-        if let Some(tag) = c.tags.iter().find(|t| t.strip_prefix(p.as_str()) == Some(base.as_str())) {
-            return Err(bad(format!(
-                "tag ({tag}) found on revision {} is already canonical, so should not be replaced with a pseudo-version derived from that tag",
-                parts.rev
-            )));
-        }
-        let mut last_tag = None;
-        for tag in self.tags(&format!("{p}{base}")) {
-            if semver_cmp(&tag[p.len()..], &base) == Ordering::Equal {
-                last_tag = Some(tag.clone());
-                if repo::descends_from(&self.git, &self.dir, &c.name, &tag).await? {
-                    return Ok(());
-                }
-            }
-        }
-        match last_tag {
-            None => Err(bad(format!("preceding tag ({base}) not found"))),
-            Some(t) => Err(bad(format!("revision {} is not a descendent of preceding tag ({t})", parts.rev))),
-        }
-    }
-
-    /// `codeRepo.findDir`: the commit, module directory and go.mod of a version.
-    pub async fn find_dir(&self, version: &str) -> Result<(String, String, Option<Vec<u8>>), VcsError> {
-        let rev = self.rev_to_rev(version);
-        let c = self.stat_commit(&rev).await?;
-        let join = |d: &str, f: &str| if d.is_empty() { f.to_owned() } else { format!("{d}/{f}") };
-        let file1 = join(&self.code_dir, "go.mod");
-        let gomod1 = self.read(&c.name, &file1).await?;
-        let mpath1 = gomod1.as_deref().map(|g| module_directive(&String::from_utf8_lossy(g)).unwrap_or("").to_owned());
-        let found1 = mpath1
-            .as_deref()
-            .is_some_and(|m| is_major(m, &self.path_major) || (self.path_major.is_empty() && m.starts_with("gopkg.in/")));
-        let mut file2 = String::new();
-        if !self.path_major.is_empty() && self.code_root != self.mod_path.as_str() && !self.path_major.starts_with('.') {
-            let dir2 = join(&self.code_dir, &self.path_major[1..]);
-            file2 = join(&dir2, "go.mod");
-            let gomod2 = self.read(&c.name, &file2).await?;
-            let mpath2 = gomod2.as_deref().map(|g| module_directive(&String::from_utf8_lossy(g)).unwrap_or("").to_owned());
-            let found2 = mpath2.as_deref().is_some_and(|m| is_major(m, &self.path_major));
-            if found1 && found2 {
-                return Err(VcsError::NotFound(format!(
-                    "{}/{file1} and ...{pm}/go.mod both have ...{pm} module paths at revision {rev}",
-                    self.path_prefix,
-                    pm = self.path_major
-                )));
-            }
-            if found2 {
-                return Ok((c.name, dir2, gomod2));
-            }
-            if let Some(m) = mpath2 {
-                return Err(VcsError::NotFound(if m.is_empty() {
-                    format!("{}/{file2} is missing module path at revision {rev}", self.code_root)
-                } else {
-                    format!("{}/{file2} has non-...{} module path {m:?} at revision {rev}", self.code_root, self.path_major)
-                }));
-            }
-        }
-        if found1 {
-            return Ok((c.name, self.code_dir.clone(), gomod1));
-        }
-        if let Some(m) = mpath1 {
-            let suffix = if file2.is_empty() { String::new() } else { format!(" (and ...{}/go.mod does not exist)", self.path_major) };
-            return Err(VcsError::NotFound(if m.is_empty() {
-                format!("{file1} is missing module path{suffix} at revision {rev}")
-            } else if !self.path_major.is_empty() {
-                format!("{file1} has non-...{} module path {m:?}{suffix} at revision {rev}", self.path_major)
-            } else {
-                format!("{file1} has post-{} module path {m:?}{suffix} at revision {rev}", major_of(version))
-            }));
-        }
-        if self.code_dir.is_empty() && (self.path_major.is_empty() || self.path_major.starts_with('.')) {
-            return Ok((c.name, String::new(), None));
-        }
-        Err(VcsError::NotFound(if file2.is_empty() {
-            format!("missing {}/go.mod at revision {rev}", self.path_prefix)
-        } else {
-            format!("missing {}/go.mod and ...{}/go.mod at revision {rev}", self.path_prefix, self.path_major)
-        }))
     }
 }
 
 fn e_msg(e: &VcsError) -> String {
     match e {
-        VcsError::NotFound(m) | VcsError::Refused(m) | VcsError::TooLarge(m) | VcsError::Timeout(m) | VcsError::Failed(m) => m.clone(),
+        VcsError::NotFound(m)
+        | VcsError::Refused(m)
+        | VcsError::TooLarge(m)
+        | VcsError::Timeout(m)
+        | VcsError::Failed(m) => m.clone(),
     }
 }

@@ -38,14 +38,25 @@ pub(crate) async fn build(
     if !subdir.is_empty() {
         listed.extend(repo::ls_tree(git, dir, hash, Some("LICENSE")).await?);
     }
-    let gomod_path = if subdir.is_empty() { "go.mod".to_owned() } else { format!("{subdir}/go.mod") };
-    let root_gomod = match listed.iter().find(|(e, _)| e.path == gomod_path && e.kind == EntryKind::File) {
+    let gomod_path = if subdir.is_empty() {
+        "go.mod".to_owned()
+    } else {
+        format!("{subdir}/go.mod")
+    };
+    let root_gomod = match listed
+        .iter()
+        .find(|(e, _)| e.path == gomod_path && e.kind == EntryKind::File)
+    {
         Some(_) => repo::read_file(git, dir, hash, &gomod_path, MAX_GOMOD_SIZE).await?,
         None => None,
     };
-    let objects: HashMap<String, String> = listed.iter().map(|(e, o)| (e.path.clone(), o.clone())).collect();
+    let objects: HashMap<String, String> = listed
+        .iter()
+        .map(|(e, o)| (e.path.clone(), o.clone()))
+        .collect();
     let entries: Vec<_> = listed.into_iter().map(|(e, _)| e).collect();
-    let plan = modzip::plan(module, version, subdir, &entries, root_gomod.as_deref()).map_err(zip_error)?;
+    let plan = modzip::plan(module, version, subdir, &entries, root_gomod.as_deref())
+        .map_err(zip_error)?;
     if plan.total > max_zip_size {
         return Err(VcsError::TooLarge(format!(
             "module source tree is {} bytes, over the limit of {max_zip_size}",
@@ -53,7 +64,8 @@ pub(crate) async fn build(
         )));
     }
     let (git, dir, out): (Git, PathBuf, PathBuf) = (git.clone(), dir.to_owned(), out.to_owned());
-    tokio::task::spawn_blocking(move || {
+    let target = out.clone();
+    let written = tokio::task::spawn_blocking(move || {
         let mut blobs = BlobReader::start(&git, &dir)?;
         let file = std::fs::File::create(&out)
             .map_err(|e| VcsError::Failed(format!("creating {}: {e}", out.display())))?;
@@ -70,9 +82,16 @@ pub(crate) async fn build(
         })
         .map_err(zip_error)?;
         use std::io::Write;
-        file.flush().map_err(|e| VcsError::Failed(format!("writing zip: {e}")))?;
+        file.flush()
+            .map_err(|e| VcsError::Failed(format!("writing zip: {e}")))?;
         Ok(size)
     })
     .await
-    .map_err(|e| VcsError::Failed(format!("zip task: {e}")))?
+    .map_err(|e| VcsError::Failed(format!("zip task: {e}")))
+    .and_then(|r| r);
+    if written.is_err() {
+        // No half-written zip is left for anyone to pick up.
+        let _ = std::fs::remove_file(&target);
+    }
+    written
 }
