@@ -5,6 +5,8 @@
 mod access;
 mod access_nginx;
 mod counting;
+mod direct;
+mod direct_routing;
 mod download;
 mod faults;
 mod gocmd;

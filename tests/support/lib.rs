@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
+pub mod git;
 pub mod tls;
 
 use sha2::{Digest, Sha256};
@@ -45,7 +46,11 @@ pub fn go_exe() -> PathBuf {
 }
 
 /// Waits for a child with a deadline; kills it when the deadline passes.
-fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+pub(crate) fn wait_bounded(
+    child: &mut Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {

@@ -413,6 +413,18 @@ async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response
             "not a checksum database path: {path}"
         )));
     };
+    // A private module's name never leaves: no lookup of it is relayed.
+    if let Some(module) = file
+        .strip_prefix("lookup/")
+        .and_then(|l| l.rsplit_once('@'))
+        .and_then(|(m, _)| sparta_core::ModulePath::from_escaped(m).ok())
+        && state.proxy.is_private(&module)
+    {
+        return Err(ProxyError::NotFound {
+            status: 404,
+            reason: format!("{module} is private: not looked up in a checksum database"),
+        });
+    }
     let found = state.proxy.sumdb().proxy(name, file).await;
     let file = match found {
         Ok(file) => file,

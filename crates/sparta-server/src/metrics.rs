@@ -286,7 +286,7 @@ impl Metrics {
         }
     }
 
-    /// The registry, for families defined beside their layer (access, audit).
+    /// The registry, for families defined beside their layer (access, audit) and other crates (the VCS fetcher).
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

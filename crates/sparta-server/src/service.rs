@@ -174,6 +174,11 @@ impl Proxy {
         &self.inner.cache
     }
 
+    /// Whether `module` is routed to `direct`: its path stays here.
+    pub fn is_private(&self, module: &sparta_core::ModulePath) -> bool {
+        self.pick(module).private
+    }
+
     /// The source and privacy of `module`, by route.
     fn pick(&self, module: &sparta_core::ModulePath) -> &Picked {
         self.inner.sources.pick(module)

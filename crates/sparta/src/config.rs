@@ -127,52 +127,41 @@ pub struct Settings {
     #[arg(long)]
     #[serde(default, deserialize_with = "values::one_or_many")]
     pub route: Vec<String>,
-
-    /// Directory for the bare git mirrors `direct` fetches into.
+    /// Directory for the bare git mirrors `direct` fetches into; must be writable when `direct` is used.
     #[arg(long, default_value = "./sparta-vcs")]
     pub vcs_cache_dir: PathBuf,
-
     /// Bound on all mirrors' bytes; least recently used ones are evicted.
     #[arg(long, default_value = "10GiB")]
     #[serde(with = "values::size")]
     pub vcs_cache_size: ByteSize,
-
     /// Static repository map for hosts without go-get meta tags, `glob=template`
-    /// (`{path}` is the module path's matching part); repeatable [default: none].
+    /// (`{path}`, `{host}`, `{rest}` of the matched prefix); repeatable [default: none].
     #[arg(long)]
     #[serde(default, deserialize_with = "values::one_or_many")]
     pub vcs_map: Vec<String>,
-
     /// netrc file with git credentials [default: $NETRC, else ~/.netrc if it exists].
     #[arg(long)]
     pub vcs_netrc: Option<PathBuf>,
-
     /// Directory of files named by host, each holding a token for that host [default: none].
     #[arg(long)]
     pub vcs_token_dir: Option<PathBuf>,
-
     /// SSH private key for ssh:// remotes [default: none].
     #[arg(long)]
     pub vcs_ssh_key: Option<PathBuf>,
-
     /// Module globs (GOINSECURE syntax) whose discovery and git may use plain http; repeatable.
     #[arg(long)]
     #[serde(default, deserialize_with = "values::one_or_many")]
     pub vcs_insecure: Vec<String>,
-
     /// Allow go-get and git targets on loopback addresses (tests).
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
     pub vcs_allow_loopback: bool,
-
     /// Refuse go-get and git targets on private address ranges.
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
     pub vcs_refuse_private: bool,
-
     /// Limit for each git or discovery operation.
     #[arg(long, default_value = "300s", value_parser = values::parse_duration)]
     #[serde(with = "values::duration")]
     pub vcs_timeout: Duration,
-
     /// Largest repository a mirror may grow to.
     #[arg(long, default_value = "2GiB")]
     #[serde(with = "values::size")]
@@ -336,7 +325,7 @@ impl Settings {
         use anyhow::Context;
         let upstreams =
             sparta_core::proxylist::proxy_urls(&sparta_core::proxylist::parse(self.upstream())?);
-        let databases = if self.sumdb.is_empty() {
+        let mut databases = if self.sumdb.is_empty() {
             vec![sparta_sumdb::Sumdb::default_database(&upstreams)]
         } else {
             self.sumdb
@@ -345,6 +334,11 @@ impl Settings {
                 .collect::<Result<_, _>>()
                 .context("invalid sumdb")?
         };
+        // With no proxy in upstream (only `direct`/`off`), a database is
+        // reached at its own name, as the go command does.
+        for db in databases.iter_mut().filter(|d| d.sources.is_empty()) {
+            db.sources = vec![format!("https://{}", db.name)];
+        }
         Ok(sparta_sumdb::SumdbConfig {
             databases,
             nosumdb: self.nosumdb.clone(),

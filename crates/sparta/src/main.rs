@@ -86,6 +86,9 @@ fn main() -> Result<()> {
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // The VCS fetch paths poll deep futures; unoptimized builds overflow
+        // tokio's default 2 MiB worker stack on them.
+        .thread_stack_size(8 << 20)
         .build()
         .context("cannot start the async runtime")
 }
@@ -145,7 +148,6 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     let store = Store::open(&settings.storage, &settings.s3())
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
-    let sources = sources(&settings)?;
 
     // Leases coordinate fetches across replicas that share a store, and only
     // where it refuses a second create of the same key; otherwise each
@@ -186,6 +188,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         .collect();
     let sumdb = Sumdb::new(sumdb_config, store.clone())?;
     let metrics = Metrics::new();
+    let sources = sources(&settings, &metrics)?;
     let holder = format!("{}-{}", hostname(), std::process::id());
     let proxy = Proxy::new(
         store.clone(),
@@ -283,16 +286,66 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
 }
 
 /// The routing table: a source chain per `--route` and one for `--upstream`.
-fn sources(settings: &Settings) -> Result<sparta_server::Sources> {
+/// The VCS fetcher exists only when `direct` appears in one of them, so no
+/// other path can reach it.
+fn sources(settings: &Settings, metrics: &Metrics) -> Result<sparta_server::Sources> {
     let default =
         sparta_core::proxylist::parse(settings.upstream()).context("invalid --upstream")?;
     let routes = sparta_core::routes::Routes::parse(&settings.route).context("invalid --route")?;
+    let wants_direct = routes.any_direct() || default.iter().any(|e| e.is_direct());
+    let direct: Option<Arc<dyn sparta_server::Source>> = if wants_direct {
+        let vcs = vcs_fetcher(settings)?
+            .with_metrics(metrics.registry())
+            .context("cannot register the VCS metrics")?;
+        Some(Arc::new(sparta_server::source::VcsSource(vcs)))
+    } else {
+        None
+    };
     let origins = sparta_server::Origins {
         upstream_timeout: settings.upstream_timeout,
         connect_timeout: std::time::Duration::from_secs(10),
-        direct: None,
+        direct,
     };
     sparta_server::Sources::new(&default, routes, &origins).map_err(anyhow::Error::msg)
+}
+
+/// The VCS fetcher from its settings; its cache directory must be writable.
+fn vcs_fetcher(s: &Settings) -> Result<sparta_vcs::Vcs> {
+    let dir = &s.vcs_cache_dir;
+    std::fs::create_dir_all(dir)
+        .and_then(|()| tempfile::tempfile_in(dir).map(drop))
+        .with_context(|| {
+            format!(
+                "--vcs-cache-dir {} is not a writable directory",
+                dir.display()
+            )
+        })?;
+    let maps = s
+        .vcs_map
+        .iter()
+        .map(|m| sparta_vcs::VcsMap::parse(m))
+        .collect::<Result<Vec<_>, _>>()
+        .context("invalid --vcs-map")?;
+    let netrc = s.vcs_netrc.clone().or_else(|| {
+        std::env::var_os("NETRC")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".netrc")))
+            .filter(|p| p.is_file())
+    });
+    let mut config = sparta_vcs::VcsConfig::new(dir.clone());
+    config.cache_size = s.vcs_cache_size.as_u64();
+    config.maps = maps;
+    config.netrc = netrc;
+    config.token_dir = s.vcs_token_dir.clone();
+    config.ssh_key = s.vcs_ssh_key.clone();
+    config.insecure = s.vcs_insecure.clone();
+    config.net = sparta_vcs::NetPolicy {
+        allow_loopback: s.vcs_allow_loopback,
+        refuse_private: s.vcs_refuse_private,
+    };
+    config.op_timeout = s.vcs_timeout;
+    config.max_repo_size = s.vcs_max_repo_size.as_u64();
+    sparta_vcs::Vcs::new(config).context("cannot start the VCS fetcher")
 }
 
 /// Binds with a long accept queue: a CI fleet starting at once opens

@@ -6,6 +6,7 @@
 
 mod chain;
 mod upstream;
+mod vcs;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use sparta_upstream::{Upstream, UpstreamConfig};
 
 pub use chain::{Chain, Off};
 pub use upstream::UpstreamSource;
+pub use vcs::VcsSource;
 
 /// The one error type of every source.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
