@@ -2,6 +2,7 @@
 //! upstream (or the machine's own Go module proxy), driven by the real `go`
 //! command and by raw HTTP. Build the binary first: `cargo build -p sparta`.
 
+mod cached_only;
 mod counting;
 mod download;
 mod faults;
@@ -10,3 +11,4 @@ mod hostile;
 mod http;
 mod live;
 mod mount;
+mod version;

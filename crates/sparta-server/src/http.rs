@@ -20,6 +20,8 @@ use crate::error::ProxyError;
 use crate::metrics::{Metrics, RouteKind};
 use crate::service::{Kind, RangeRequest, ZIP};
 
+mod cached;
+
 /// Cache policy for files that never change.
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 /// Cache policy for answers that change (list, latest, queries).
@@ -116,6 +118,7 @@ async fn dispatch(state: &AppState, request: Request) -> (RouteKind, Response) {
         "/healthz" => return (RouteKind::Other, text(StatusCode::OK, "ok\n")),
         "/readyz" => return (RouteKind::Other, Box::pin(readyz(state)).await),
         "/metrics" => return (RouteKind::Other, Box::pin(metrics(state)).await),
+        "/version" => return (RouteKind::Other, version()),
         _ => {}
     }
     let Some(rest) = path.strip_prefix(state.path_prefix.as_str()) else {
@@ -159,6 +162,9 @@ async fn dispatch(state: &AppState, request: Request) -> (RouteKind, Response) {
     let result = match parsed {
         // Boxed: the service's futures are large, and every request's
         // future is moved several times on its way through the router.
+        Ok(req) if cached::fetch_disabled(request.headers()) => {
+            Box::pin(cached::proxy(state, req, request.headers())).await
+        }
         Ok(req) => Box::pin(proxy(state, req, request.headers())).await,
         Err(e) => Err(ProxyError::from(e)),
     };
@@ -395,6 +401,18 @@ fn index(state: &AppState) -> Response {
     response
 }
 
+fn version() -> Response {
+    let mut response = Response::new(Body::from(crate::version::json()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// `/sumdb/<name>/<path>`: the checksum database relay.
 async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response, ProxyError> {
     if method != Method::GET && method != Method::HEAD {
@@ -406,7 +424,10 @@ async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response
             "not a checksum database path: {path}"
         )));
     };
-    let found = state.proxy.sumdb().proxy(name, file).await;
+    let found = match file.strip_prefix("cached-only/") {
+        Some(file) => state.proxy.sumdb().cached(name, file).await,
+        None => state.proxy.sumdb().proxy(name, file).await,
+    };
     let file = match found {
         Ok(file) => file,
         Err(sparta_sumdb::SumdbError::NotFound(reason)) => {

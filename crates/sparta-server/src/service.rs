@@ -27,6 +27,8 @@ use crate::error::ProxyError;
 use crate::flight::Flights;
 use crate::metrics::Metrics;
 
+mod cached;
+
 /// Largest list, latest or `.info` answer accepted from upstream.
 const MAX_SMALL_SIZE: u64 = 16 << 20;
 
