@@ -2,6 +2,7 @@
 //! upstream (or the machine's own Go module proxy), driven by the real `go`
 //! command and by raw HTTP. Build the binary first: `cargo build -p sparta`.
 
+mod aws_env;
 mod cached_only;
 mod counting;
 mod download;

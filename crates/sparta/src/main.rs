@@ -21,6 +21,8 @@ use crate::config::{Leases, Loaded, LogFormat, ServeArgs, Settings};
 /// once in local or S3-compatible storage and serves it forever after.
 #[derive(Debug, Parser)]
 #[command(name = "sparta", version = sparta_server::version::LONG_VERSION, about, long_about = None)]
+// A flag given twice takes its last value, so a wrapper script can override.
+#[command(args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
