@@ -7,7 +7,7 @@ use sparta_e2e::{Sparta, SpartaOptions, fixture, http_client, scratch_module, ve
 
 /// Endpoint, bucket and keys of the test server; `None` only when
 /// `SPARTA_SKIP_S3=1`.
-fn server() -> Option<(String, String, String, String)> {
+pub(crate) fn server() -> Option<(String, String, String, String)> {
     let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
     let Some(endpoint) = var("SPARTA_TEST_S3_ENDPOINT") else {
         assert_eq!(

@@ -12,4 +12,5 @@ mod hostile;
 mod http;
 mod live;
 mod mount;
+mod storage_init;
 mod version;

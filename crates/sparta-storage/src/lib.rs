@@ -5,6 +5,7 @@
 //! once (`PutMode::Create`); an object is visible only when completely stored.
 
 mod aws_env;
+pub mod init;
 mod lease;
 mod s3;
 

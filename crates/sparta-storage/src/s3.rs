@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use crate::{S3Keys, S3Options, StorageError};
 
 /// Region used when neither the settings nor the AWS chain name one.
-const DEFAULT_REGION: &str = "us-east-1";
+pub(crate) const DEFAULT_REGION: &str = "us-east-1";
 
 /// Credentials this close to expiry are refreshed before use.
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);

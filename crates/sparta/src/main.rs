@@ -2,6 +2,7 @@
 
 mod config;
 mod logsink;
+mod storage_cmd;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -34,6 +35,9 @@ enum Command {
     Serve(ServeArgs),
     /// Print the effective settings and where each came from (secrets redacted).
     Config(ServeArgs),
+    /// Prepare the store.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Re-check every stored .zip and .mod against the checksum database.
     Verify {
         #[command(flatten)]
@@ -42,6 +46,13 @@ enum Command {
         #[arg(long)]
         delete: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum StorageCommand {
+    /// Create the bucket (with --create-bucket) and set Sparta's lifecycle rules: abort
+    /// multipart uploads incomplete after a day, expire <prefix>/_sparta/staging/ after a day.
+    Init(storage_cmd::InitArgs),
 }
 
 fn main() -> Result<()> {
@@ -67,6 +78,9 @@ fn main() -> Result<()> {
                 eprintln!("warning: {w}");
             }
             Ok(())
+        }
+        Command::Storage(StorageCommand::Init(args)) => {
+            runtime()?.block_on(storage_cmd::init(args))
         }
         Command::Verify { args, delete } => {
             let settings = load(&args)?.settings;
