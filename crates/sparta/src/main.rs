@@ -13,7 +13,6 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sparta_server::{AppState, Coordination, Metrics, Proxy, ServiceConfig};
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
-use sparta_upstream::{Upstream, UpstreamConfig};
 use tracing::{info, warn};
 
 use crate::config::{Leases, Loaded, LogFormat, ServeArgs, Settings};
@@ -157,12 +156,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     let store = Store::open(&settings.storage, &settings.s3())
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
-    let proxies = sparta_core::proxylist::parse(settings.upstream())?;
-    let upstream = Upstream::new(UpstreamConfig {
-        proxies,
-        timeout: settings.upstream_timeout,
-        connect_timeout: std::time::Duration::from_secs(10),
-    })?;
+    let sources = sources(&settings)?;
 
     // Leases coordinate fetches across replicas that share a store, and only
     // where it refuses a second create of the same key; otherwise each
@@ -206,7 +200,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     let holder = format!("{}-{}", hostname(), std::process::id());
     let proxy = Proxy::new(
         store.clone(),
-        upstream.clone(),
+        sources,
         sumdb,
         metrics.clone(),
         ServiceConfig {
@@ -236,7 +230,8 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     info!(
         addr = %addr,
         storage = %store.describe(),
-        upstream = %upstream.describe(),
+        upstream = %settings.upstream(),
+        routes = settings.route.len(),
         coordination = ?coordination,
         sumdb = ?databases,
         startup_ms = started.elapsed().as_millis() as u64,
@@ -245,6 +240,19 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     sparta_server::serve(listener, state, shutdown_signal(), settings.shutdown_grace).await?;
     info!("stopped");
     Ok(())
+}
+
+/// The routing table: a source chain per `--route` and one for `--upstream`.
+fn sources(settings: &Settings) -> Result<sparta_server::Sources> {
+    let default =
+        sparta_core::proxylist::parse(settings.upstream()).context("invalid --upstream")?;
+    let routes = sparta_core::routes::Routes::parse(&settings.route).context("invalid --route")?;
+    let origins = sparta_server::Origins {
+        upstream_timeout: settings.upstream_timeout,
+        connect_timeout: std::time::Duration::from_secs(10),
+        direct: None,
+    };
+    sparta_server::Sources::new(&default, routes, &origins).map_err(anyhow::Error::msg)
 }
 
 /// Binds with a long accept queue: a CI fleet starting at once opens
