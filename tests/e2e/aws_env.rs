@@ -35,7 +35,16 @@ async fn round_trip(env: Vec<(String, String)>, args: &[&str]) {
     let fx = fixture();
     let (_, bucket, ..) = server().unwrap();
     let module = scratch_module();
-    let storage = format!("s3://{bucket}/e2e-aws/{}", module.replace('/', "-"));
+    // Unique per run: the bucket outlives test runs.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let storage = format!(
+        "s3://{bucket}/e2e-aws/{}-{}-{nanos}",
+        module.replace('/', "-"),
+        std::process::id()
+    );
     let mut all = vec!["--storage", storage.as_str()];
     all.extend_from_slice(args);
     let mut opts = SpartaOptions::fixture().args(&all);
