@@ -18,7 +18,7 @@ UPSTREAM ?= $(shell go env GOPROXY 2>/dev/null | tr ',|' '\n\n' | grep -E '^http
 LISTEN ?= 0.0.0.0:3000
 STORAGE ?= ./sparta-data
 
-.PHONY: help run build release test test-e2e test-deploy lint fmt bench tools go-toolchain
+.PHONY: help run build release test test-e2e test-deploy test-image lint fmt bench tools go-toolchain
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -53,6 +53,10 @@ test-e2e: go-toolchain build
 test-deploy: tools build
 	@bash scripts/deploy-check.sh
 	@bash scripts/deploy-prometheus-test.sh
+
+# Builds deploy/Dockerfile with buildah and runs the image (slow; not in `make test`).
+test-image: go-toolchain build
+	@bash scripts/image-test.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -15,5 +15,11 @@ set -a; source "$env_file"; set +a
 export SPARTA_BIN="$PWD/target/debug/sparta"
 cargo test --workspace --no-fail-fast
 
+# The S3 conformance suite again, configured by the AWS conventions alone
+# (AWS_ENDPOINT_URL and keys in AWS_* variables, no Sparta S3 settings).
+AWS_ENDPOINT_URL="$SPARTA_TEST_S3_ENDPOINT" AWS_REGION="$SPARTA_TEST_S3_REGION" \
+AWS_ACCESS_KEY_ID="$SPARTA_TEST_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SPARTA_TEST_S3_SECRET_KEY" \
+SPARTA_TEST_S3_AWS_ENV=1 timeout 600 cargo test -p sparta-storage --test conformance s3::
+
 bash scripts/deploy-check.sh
 bash scripts/deploy-prometheus-test.sh

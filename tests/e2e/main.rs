@@ -4,6 +4,8 @@
 
 mod access;
 mod access_nginx;
+mod aws_env;
+mod cached_only;
 mod counting;
 mod direct;
 mod direct_routing;
@@ -14,3 +16,5 @@ mod hostile;
 mod http;
 mod live;
 mod mount;
+mod storage_init;
+mod version;

@@ -20,6 +20,8 @@ use crate::error::ProxyError;
 use crate::metrics::{Metrics, RouteKind};
 use crate::service::{Kind, RangeRequest, ZIP};
 
+mod cached;
+
 /// Cache policy for files that never change.
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 /// Cache policy for answers that change (list, latest, queries).
@@ -124,6 +126,7 @@ pub(crate) async fn dispatch(state: &AppState, request: Request) -> (RouteKind, 
         "/metrics" if !state.admin_separate => {
             return (RouteKind::Other, Box::pin(metrics(state)).await);
         }
+        "/version" => return (RouteKind::Other, version()),
         _ => {}
     }
     let Some(rest) = path.strip_prefix(state.path_prefix.as_str()) else {
@@ -167,6 +170,9 @@ pub(crate) async fn dispatch(state: &AppState, request: Request) -> (RouteKind, 
     let result = match parsed {
         // Boxed: the service's futures are large, and every request's
         // future is moved several times on its way through the router.
+        Ok(req) if cached::fetch_disabled(request.headers()) => {
+            Box::pin(cached::proxy(state, req, request.headers())).await
+        }
         Ok(req) => Box::pin(proxy(state, req, request.headers())).await,
         Err(e) => Err(ProxyError::from(e)),
     };
@@ -402,6 +408,18 @@ fn index(state: &AppState) -> Response {
     response
 }
 
+fn version() -> Response {
+    let mut response = Response::new(Body::from(crate::version::json()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// `/sumdb/<name>/<path>`: the checksum database relay.
 async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response, ProxyError> {
     if method != Method::GET && method != Method::HEAD {
@@ -413,8 +431,12 @@ async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response
             "not a checksum database path: {path}"
         )));
     };
+    let (cached_only, looked_up) = match file.strip_prefix("cached-only/") {
+        Some(rest) => (true, rest),
+        None => (false, file),
+    };
     // A private module's name never leaves: no lookup of it is relayed.
-    if let Some(module) = file
+    if let Some(module) = looked_up
         .strip_prefix("lookup/")
         .and_then(|l| l.rsplit_once('@'))
         .and_then(|(m, _)| sparta_core::ModulePath::from_escaped(m).ok())
@@ -425,7 +447,11 @@ async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response
             reason: format!("{module} is private: not looked up in a checksum database"),
         });
     }
-    let found = state.proxy.sumdb().proxy(name, file).await;
+    let found = if cached_only {
+        state.proxy.sumdb().cached(name, looked_up).await
+    } else {
+        state.proxy.sumdb().proxy(name, file).await
+    };
     let file = match found {
         Ok(file) => file,
         Err(sparta_sumdb::SumdbError::NotFound(reason)) => {

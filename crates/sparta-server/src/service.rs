@@ -38,6 +38,8 @@ use crate::flight::Flights;
 use crate::metrics::Metrics;
 use crate::source::{Picked, SourceError, Sources};
 
+mod cached;
+
 pub use range::RangeRequest;
 
 /// Content types as the go command's reference proxy sends them.

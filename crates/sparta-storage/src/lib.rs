@@ -4,6 +4,8 @@
 //! `file://`, `memory://`, `s3://bucket/prefix`). Immutable files are written
 //! once (`PutMode::Create`); an object is visible only when completely stored.
 
+mod aws_env;
+pub mod init;
 mod lease;
 mod s3;
 

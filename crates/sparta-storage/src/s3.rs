@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use crate::{S3Keys, S3Options, StorageError};
 
 /// Region used when neither the settings nor the AWS chain name one.
-const DEFAULT_REGION: &str = "us-east-1";
+pub(crate) const DEFAULT_REGION: &str = "us-east-1";
 
 /// Credentials this close to expiry are refreshed before use.
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -36,11 +36,36 @@ pub(crate) async fn build(
         })
     });
 
-    let mut region = opts
-        .region
-        .clone()
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"));
+    // The region the settings, environment or profile name; the loader
+    // then skips instance metadata, which only the credential chain needs.
+    let mut region = crate::aws_env::configured_region(opts.region.as_deref()).await;
+    if keys.is_some() && region.is_none() {
+        region = Some(DEFAULT_REGION.to_owned());
+    }
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = &region {
+        loader = loader.region(aws_config::Region::new(r.clone()));
+    }
+    let sdk = if keys.is_some() {
+        // Static keys: only the endpoint is left to find, and it comes from
+        // the environment and profile files alone.
+        loader.no_credentials().load().await
+    } else {
+        loader.load().await
+    };
+    let endpoint = crate::aws_env::endpoint(opts.endpoint.as_deref(), &sdk);
+    // An endpoint found through the AWS conventions is used as the AWS CLI
+    // uses it: plain http allowed when it says http, path style for an IP.
+    let from_aws = endpoint.as_ref().is_some_and(|e| e.source == "aws");
+    let allow_http = opts.allow_http
+        || (from_aws
+            && endpoint
+                .as_ref()
+                .is_some_and(|e| e.url.starts_with("http://")));
+    let path_style = opts.path_style
+        || endpoint
+            .as_ref()
+            .is_some_and(|e| crate::aws_env::is_ip_endpoint(&e.url));
 
     // Bounded retries: when the store is down, callers (and `/readyz`) must
     // learn it in seconds, not after object_store's default three minutes.
@@ -52,14 +77,14 @@ pub(crate) async fn build(
     // The request timeout covers a whole body transfer, so it is generous;
     // connecting to a dead endpoint fails fast instead.
     let client = ClientOptions::new()
-        .with_allow_http(opts.allow_http)
+        .with_allow_http(allow_http)
         .with_connect_timeout(Duration::from_secs(3))
         .with_timeout(Duration::from_secs(300));
 
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name(bucket)
-        .with_virtual_hosted_style_request(!opts.path_style)
-        .with_allow_http(opts.allow_http)
+        .with_virtual_hosted_style_request(!path_style)
+        .with_allow_http(allow_http)
         // `PutMode::Create` sends `If-None-Match: *`.
         .with_conditional_put(S3ConditionalPut::ETagMatch)
         // Write-once copies finish a multipart copy with `If-None-Match: *`;
@@ -71,8 +96,9 @@ pub(crate) async fn build(
     // plain SHA-256 of each body and never sends aws-chunked bodies or the
     // extra checksum headers that COS and some MinIO versions refuse.
 
-    if let Some(endpoint) = &opts.endpoint {
-        builder = builder.with_endpoint(endpoint);
+    if let Some(endpoint) = &endpoint {
+        tracing::info!(endpoint = %endpoint.url, source = endpoint.source, "s3 endpoint");
+        builder = builder.with_endpoint(endpoint.url.trim_end_matches('/'));
     }
 
     if let Some(keys) = keys {
@@ -83,11 +109,6 @@ pub(crate) async fn build(
             builder = builder.with_token(token);
         }
     } else {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(r) = &region {
-            loader = loader.region(aws_config::Region::new(r.clone()));
-        }
-        let sdk = loader.load().await;
         if region.is_none() {
             region = sdk.region().map(|r| r.to_string());
         }

@@ -77,6 +77,24 @@ fn s3_env() -> Option<(String, S3Options, S3Keys)> {
     Some((bucket, opts, keys))
 }
 
+/// With `SPARTA_TEST_S3_AWS_ENV=1` (scripts/run-tests.sh's second S3 run)
+/// the store is opened with no Sparta S3 settings at all: endpoint, region
+/// and keys come from `AWS_ENDPOINT_URL` and the other AWS variables only.
+fn via_aws_env() -> bool {
+    std::env::var("SPARTA_TEST_S3_AWS_ENV").as_deref() == Ok("1")
+}
+
+async fn open_s3(url: &str, opts: S3Options, keys: S3Keys) -> Store {
+    if via_aws_env() {
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL").is_ok(),
+            "SPARTA_TEST_S3_AWS_ENV=1 needs AWS_ENDPOINT_URL"
+        );
+        return Store::open(url, &S3Options::default()).await.unwrap();
+    }
+    Store::open_with_keys(url, &opts, Some(keys)).await.unwrap()
+}
+
 async fn fixture(backend: Backend) -> Option<Fixture> {
     match backend {
         Backend::Memory => Some(Fixture {
@@ -99,9 +117,7 @@ async fn fixture(backend: Backend) -> Option<Fixture> {
             let (bucket, opts, keys) = s3_env()?;
             // Each test gets its own prefix, so tests never see each other.
             let url = format!("s3://{bucket}/conformance/{}", unique());
-            let store = Store::open_with_keys(&url, &opts, Some(keys))
-                .await
-                .unwrap();
+            let store = open_s3(&url, opts, keys).await;
             Some(Fixture { store, _dir: None })
         }
     }

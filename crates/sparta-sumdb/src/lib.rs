@@ -9,6 +9,7 @@
 //! the record must be included in that tree (an inclusion proof built from
 //! tiles). [`verify_store`] re-checks everything already stored.
 
+mod cached;
 mod error;
 pub mod note;
 pub mod path;

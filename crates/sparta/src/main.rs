@@ -3,6 +3,7 @@
 mod access;
 mod config;
 mod logsink;
+mod storage_cmd;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ use crate::config::{Leases, Loaded, LogFormat, ServeArgs, Settings};
 /// once in local or S3-compatible storage and serves it forever after.
 #[derive(Debug, Parser)]
 #[command(name = "sparta", version = sparta_server::version::LONG_VERSION, about, long_about = None)]
+// A flag given twice takes its last value, so a wrapper script can override.
+#[command(args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,6 +35,9 @@ enum Command {
     Serve(ServeArgs),
     /// Print the effective settings and where each came from (secrets redacted).
     Config(ServeArgs),
+    /// Prepare the store.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Re-check every stored .zip and .mod against the checksum database.
     Verify {
         #[command(flatten)]
@@ -43,6 +49,13 @@ enum Command {
     /// Bearer tokens for --auth-tokens.
     #[command(subcommand)]
     Token(access::TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StorageCommand {
+    /// Create the bucket (with --create-bucket) and set Sparta's lifecycle rules: abort
+    /// multipart uploads incomplete after a day, expire <prefix>/_sparta/staging/ after a day.
+    Init(storage_cmd::InitArgs),
 }
 
 fn main() -> Result<()> {
@@ -70,6 +83,9 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Token(cmd) => access::token_command(cmd),
+        Command::Storage(StorageCommand::Init(args)) => {
+            runtime()?.block_on(storage_cmd::init(args))
+        }
         Command::Verify { args, delete } => {
             let settings = load(&args)?.settings;
             let logs = init_logging(settings.log_format);

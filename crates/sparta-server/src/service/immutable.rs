@@ -195,7 +195,7 @@ impl Proxy {
         Ok(())
     }
 
-    async fn open_zip(
+    pub(super) async fn open_zip(
         &self,
         storage_key: &str,
         range: Option<RangeRequest>,
