@@ -44,9 +44,14 @@ pub struct ServeArgs {
     #[arg(long, env = "SPARTA_NEGATIVE_TTL")]
     pub negative_ttl: Option<String>,
 
-    /// Limit for one whole upstream fetch, body included [default: 120s].
+    /// Limit for one whole upstream fetch of a zip, body included; small files get
+    /// at most 2m of it [default: 30m].
     #[arg(long, env = "SPARTA_UPSTREAM_TIMEOUT")]
     pub upstream_timeout: Option<String>,
+
+    /// An upstream body that sends nothing for this long fails [default: 30s].
+    #[arg(long, env = "SPARTA_UPSTREAM_IDLE_TIMEOUT")]
+    pub upstream_idle_timeout: Option<String>,
 
     /// Directory where zips are spooled while checked [default: the system temp dir].
     #[arg(long, env = "SPARTA_SPOOL_DIR")]
@@ -139,6 +144,7 @@ pub struct Settings {
     pub list_ttl: Duration,
     pub negative_ttl: Duration,
     pub upstream_timeout: Duration,
+    pub upstream_idle_timeout: Duration,
     pub spool_dir: PathBuf,
     pub path_prefix: String,
     pub log_format: LogFormat,
@@ -222,8 +228,12 @@ impl ServeArgs {
                 .context("invalid --list-ttl")?,
             negative_ttl: parse_duration(a.negative_ttl.as_deref().unwrap_or("60s"))
                 .context("invalid --negative-ttl")?,
-            upstream_timeout: parse_duration(a.upstream_timeout.as_deref().unwrap_or("120s"))
+            upstream_timeout: parse_duration(a.upstream_timeout.as_deref().unwrap_or("30m"))
                 .context("invalid --upstream-timeout")?,
+            upstream_idle_timeout: parse_duration(
+                a.upstream_idle_timeout.as_deref().unwrap_or("30s"),
+            )
+            .context("invalid --upstream-idle-timeout")?,
             spool_dir: a.spool_dir.unwrap_or_else(std::env::temp_dir),
             path_prefix,
             log_format,
@@ -257,6 +267,7 @@ impl ServeArgs {
             list_ttl: self.list_ttl.or(file.list_ttl),
             negative_ttl: self.negative_ttl.or(file.negative_ttl),
             upstream_timeout: self.upstream_timeout.or(file.upstream_timeout),
+            upstream_idle_timeout: self.upstream_idle_timeout.or(file.upstream_idle_timeout),
             spool_dir: self.spool_dir.or(file.spool_dir),
             path_prefix: self.path_prefix.or(file.path_prefix),
             log_format: self.log_format.or(file.log_format),

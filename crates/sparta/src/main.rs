@@ -128,7 +128,9 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     let upstream = Upstream::new(UpstreamConfig {
         proxies,
         timeout: settings.upstream_timeout,
+        idle_timeout: settings.upstream_idle_timeout,
         connect_timeout: std::time::Duration::from_secs(10),
+        retry_after_max: std::time::Duration::from_secs(10),
     })?;
     std::fs::create_dir_all(&settings.spool_dir)
         .with_context(|| format!("cannot create spool dir {}", settings.spool_dir.display()))?;
