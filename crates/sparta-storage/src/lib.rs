@@ -5,7 +5,13 @@
 //! once (`PutMode::Create`); an object is visible only when completely stored.
 
 mod lease;
+mod lease_guard;
 mod s3;
+mod sweep;
+
+pub use lease::SKEW_MARGIN;
+pub use lease_guard::{LeaseGuard, OnRenewFailure};
+pub use sweep::{SPOOL_MAX_AGE, SPOOL_PREFIX, STAGING_MAX_AGE, SWEEP_LIMIT, Swept, sweep_spool};
 
 use std::ops::Range;
 use std::path::Path;

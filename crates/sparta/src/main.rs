@@ -2,6 +2,7 @@
 
 mod config;
 mod logsink;
+mod sweep;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -134,6 +135,11 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     })?;
     std::fs::create_dir_all(&settings.spool_dir)
         .with_context(|| format!("cannot create spool dir {}", settings.spool_dir.display()))?;
+    // In the background: a big backlog must not delay readiness.
+    tokio::spawn({
+        let (store, dir) = (store.clone(), settings.spool_dir.clone());
+        async move { sweep::at_start(&store, &dir).await }
+    });
 
     // Leases coordinate fetches across replicas that share a store, and only
     // where it refuses a second create of the same key; otherwise each
