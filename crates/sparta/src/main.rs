@@ -109,7 +109,10 @@ fn init_logging(format: LogFormat) -> logsink::FlushGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPARTA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = logsink::batched(std::io::stderr());
+    let dropped = logsink::DROPPED
+        .get_or_init(logsink::dropped_counter)
+        .clone();
+    let (writer, guard) = logsink::batched(std::io::stderr(), format == LogFormat::Json, dropped);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
@@ -180,6 +183,9 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         .collect();
     let sumdb = Sumdb::new(sumdb_config, store.clone())?;
     let metrics = Metrics::new();
+    if let Some(dropped) = logsink::DROPPED.get() {
+        metrics.register(Box::new(dropped.clone()));
+    }
     let holder = format!("{}-{}", hostname(), std::process::id());
     let proxy = Proxy::new(
         store.clone(),
