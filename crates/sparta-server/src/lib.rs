@@ -7,6 +7,7 @@ pub mod flight;
 pub mod http;
 pub mod metrics;
 pub mod service;
+pub mod version;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -9,19 +9,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sparta_server::{AppState, Coordination, Metrics, Proxy, ServiceConfig};
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
 use sparta_upstream::{Upstream, UpstreamConfig};
 use tracing::{info, warn};
 
-use crate::config::{Leases, LogFormat, ServeArgs, Settings};
+use crate::config::{Leases, Loaded, LogFormat, ServeArgs, Settings};
 
 /// Sparta, a Go module proxy (GOPROXY server) that stores every module version
 /// once in local or S3-compatible storage and serves it forever after.
 #[derive(Debug, Parser)]
-#[command(name = "sparta", version, about, long_about = None)]
+#[command(name = "sparta", version = sparta_server::version::LONG_VERSION, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,6 +31,8 @@ struct Cli {
 enum Command {
     /// Serve the GOPROXY protocol.
     Serve(ServeArgs),
+    /// Print the effective settings and where each came from (secrets redacted).
+    Config(ServeArgs),
     /// Re-check every stored .zip and .mod against the checksum database.
     Verify {
         #[command(flatten)]
@@ -42,16 +44,31 @@ enum Command {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let sub = matches.subcommand().map(|(_, m)| m).context("no command")?;
+    let load =
+        |args: &ServeArgs| Loaded::new(args.config.as_deref(), sub, &std::env::vars().collect());
     match cli.command {
         Command::Serve(args) => {
             let started = Instant::now();
-            let settings = args.resolve()?;
-            let _logs = init_logging(settings.log_format);
-            runtime()?.block_on(serve(settings, started))
+            let loaded = load(&args)?;
+            let _logs = init_logging(loaded.settings.log_format);
+            for w in &loaded.warnings {
+                warn!("{w}");
+            }
+            runtime()?.block_on(serve(loaded.settings, started))
+        }
+        Command::Config(args) => {
+            let loaded = load(&args)?;
+            print!("{}", loaded.render()?);
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(())
         }
         Command::Verify { args, delete } => {
-            let settings = args.resolve()?;
+            let settings = load(&args)?.settings;
             let logs = init_logging(settings.log_format);
             let ok = runtime()?.block_on(verify(settings, delete))?;
             drop(logs);
@@ -72,7 +89,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Walks the store and re-checks every stored file; true when all passed.
 async fn verify(settings: Settings, delete: bool) -> Result<bool> {
-    let store = Store::open(&settings.storage, &settings.s3)
+    let store = Store::open(&settings.storage, &settings.s3())
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
     let sumdb = Sumdb::new(settings.sumdb_config()?, store.clone())?;
@@ -125,10 +142,10 @@ fn init_logging(format: LogFormat) -> logsink::FlushGuard {
 }
 
 async fn serve(settings: Settings, started: Instant) -> Result<()> {
-    let store = Store::open(&settings.storage, &settings.s3)
+    let store = Store::open(&settings.storage, &settings.s3())
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
-    let proxies = sparta_core::proxylist::parse(&settings.upstream)?;
+    let proxies = sparta_core::proxylist::parse(settings.upstream())?;
     let upstream = Upstream::new(UpstreamConfig {
         proxies,
         timeout: settings.upstream_timeout,
@@ -136,11 +153,9 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         connect_timeout: std::time::Duration::from_secs(10),
         retry_after_max: std::time::Duration::from_secs(10),
     })?;
-    std::fs::create_dir_all(&settings.spool_dir)
-        .with_context(|| format!("cannot create spool dir {}", settings.spool_dir.display()))?;
     // In the background: a big backlog must not delay readiness.
     tokio::spawn({
-        let (store, dir) = (store.clone(), settings.spool_dir.clone());
+        let (store, dir) = (store.clone(), settings.spool_dir());
         async move { sweep::at_start(&store, &dir).await }
     });
 
@@ -193,10 +208,10 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         sumdb,
         metrics.clone(),
         ServiceConfig {
-            cache_size: settings.cache_size,
+            cache_size: settings.cache_size(),
             list_ttl: settings.list_ttl,
             negative_ttl: settings.negative_ttl,
-            spool_dir: settings.spool_dir.clone(),
+            spool_dir: settings.spool_dir(),
             coordination,
             holder,
         },
@@ -206,7 +221,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         metrics: metrics.clone(),
         path_prefix: settings.path_prefix.clone(),
     });
-    let listener = bind(&settings.listen)
+    let listener = bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
@@ -233,11 +248,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
 /// Binds with a long accept queue: a CI fleet starting at once opens
 /// thousands of connections, and with the default of 1024 the overflow waits
 /// a whole SYN retry (1 s) before it is even accepted.
-async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
-    let addr = tokio::net::lookup_host(addr)
-        .await?
-        .next()
-        .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to no address")))?;
+async fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
