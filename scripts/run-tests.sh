@@ -15,5 +15,8 @@ set -a; source "$env_file"; set +a
 export SPARTA_BIN="$PWD/target/debug/sparta"
 cargo test --workspace --no-fail-fast
 
+# A bounded slice of fuzzing (make fuzz runs longer).
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh run
+
 bash scripts/deploy-check.sh
 bash scripts/deploy-prometheus-test.sh
