@@ -11,8 +11,10 @@ pub mod gomod;
 pub mod hash;
 pub mod key;
 pub mod module;
+pub mod modzip;
 pub mod proxylist;
 pub mod request;
+pub mod routes;
 pub mod version;
 pub mod zipcheck;
 

@@ -1,4 +1,4 @@
-//! GOPROXY list syntax: `https://a,https://b|https://c`.
+//! GOPROXY list syntax: `https://a,direct|https://c,off`.
 
 use crate::CoreError;
 
@@ -21,9 +21,38 @@ pub struct ProxyEntry {
     pub fallthrough: Fallthrough,
 }
 
-/// Parses a GOPROXY list. `direct` and `off` are refused with a clear reason;
-/// entries must be http(s) URLs; the list must not be empty.
-pub fn parse(list: &str) -> Result<Vec<ProxyEntry>, CoreError> {
+/// One entry of a GOPROXY list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListEntry {
+    /// Another module proxy.
+    Proxy(ProxyEntry),
+    /// Fetch from version control; `fallthrough` is the separator after it.
+    Direct { fallthrough: Fallthrough },
+    /// Stop: the lookup is disabled (nothing after `off` is ever tried).
+    Off,
+}
+
+impl ListEntry {
+    /// Whether this entry fetches from version control.
+    pub fn is_direct(&self) -> bool {
+        matches!(self, ListEntry::Direct { .. })
+    }
+}
+
+/// The proxy URLs of a list, in order, for settings derived from them.
+pub fn proxy_urls(entries: &[ListEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            ListEntry::Proxy(p) => Some(p.url.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Parses a GOPROXY list: http(s) URLs, `direct` and `off`; the list must
+/// not be empty.
+pub fn parse(list: &str) -> Result<Vec<ListEntry>, CoreError> {
     let invalid = |reason: String| CoreError::InvalidProxyList(reason);
     let mut entries = Vec::new();
     let mut rest = list.trim();
@@ -49,29 +78,22 @@ pub fn parse(list: &str) -> Result<Vec<ProxyEntry>, CoreError> {
             continue;
         }
         match entry {
-            "direct" => {
-                return Err(invalid(
-                    "\"direct\" is not supported: Sparta fetches only from other module proxies, never from version control".into(),
-                ));
-            }
-            "off" => {
-                return Err(invalid(
-                    "\"off\" is not supported: give at least one upstream proxy URL".into(),
-                ));
-            }
-            _ => {}
+            "direct" => entries.push(ListEntry::Direct { fallthrough }),
+            "off" => entries.push(ListEntry::Off),
+            _ => entries.push(ListEntry::Proxy(ProxyEntry {
+                url: check_url(entry).map_err(|why| invalid(format!("{entry:?}: {why}")))?,
+                fallthrough,
+            })),
         }
-        entries.push(ProxyEntry {
-            url: check_url(entry).map_err(|why| invalid(format!("{entry:?}: {why}")))?,
-            fallthrough,
-        });
     }
     if entries.is_empty() {
         return Err(invalid("the list names no proxy".into()));
     }
     // The last entry has nothing to fall through to.
-    if let Some(last) = entries.last_mut() {
-        last.fallthrough = Fallthrough::OnNotFound;
+    match entries.last_mut() {
+        Some(ListEntry::Proxy(p)) => p.fallthrough = Fallthrough::OnNotFound,
+        Some(ListEntry::Direct { fallthrough }) => *fallthrough = Fallthrough::OnNotFound,
+        _ => {}
     }
     Ok(entries)
 }
@@ -107,11 +129,50 @@ fn check_url(entry: &str) -> Result<String, &'static str> {
 mod tests {
     use super::*;
 
-    fn e(url: &str, fallthrough: Fallthrough) -> ProxyEntry {
-        ProxyEntry {
+    fn e(url: &str, fallthrough: Fallthrough) -> ListEntry {
+        ListEntry::Proxy(ProxyEntry {
             url: url.to_owned(),
             fallthrough,
-        }
+        })
+    }
+
+    #[test]
+    fn direct_and_off_are_entries() {
+        assert_eq!(
+            parse("https://a.example,direct").unwrap(),
+            vec![
+                e("https://a.example", Fallthrough::OnNotFound),
+                ListEntry::Direct {
+                    fallthrough: Fallthrough::OnNotFound
+                },
+            ]
+        );
+        assert_eq!(
+            parse("direct|https://a.example").unwrap(),
+            vec![
+                ListEntry::Direct {
+                    fallthrough: Fallthrough::OnAnyError
+                },
+                e("https://a.example", Fallthrough::OnNotFound),
+            ]
+        );
+        assert_eq!(parse("off").unwrap(), vec![ListEntry::Off]);
+        assert_eq!(
+            parse("https://a.example|off").unwrap(),
+            vec![
+                e("https://a.example", Fallthrough::OnAnyError),
+                ListEntry::Off
+            ]
+        );
+        let list = parse("https://a.example,direct,https://b.example").unwrap();
+        assert_eq!(
+            proxy_urls(&list),
+            vec![
+                "https://a.example".to_owned(),
+                "https://b.example".to_owned()
+            ]
+        );
+        assert!(list[1].is_direct() && !list[0].is_direct());
     }
 
     #[test]
@@ -145,10 +206,6 @@ mod tests {
             " ",
             ",",
             ",|",
-            "direct",
-            "https://a.example,direct",
-            "off",
-            "https://a.example|off",
             "file:///tmp/proxy",
             "a.example",
             "ftp://a.example",
@@ -164,10 +221,5 @@ mod tests {
                 "{bad:?}"
             );
         }
-        let msg = parse("https://a.example,direct").unwrap_err().to_string();
-        assert!(
-            msg.contains("direct") && msg.contains("version control"),
-            "{msg}"
-        );
     }
 }

@@ -250,6 +250,133 @@ fn compare_prerelease(x: &str, y: &str) -> Ordering {
     }
 }
 
+/// `semver.Canonical`: `v1` -> `v1.0.0`, `v1.2` -> `v1.2.0`, build metadata
+/// dropped; None for anything that is not semver.
+pub fn canonical(v: &str) -> Option<String> {
+    if v.len() > MAX_VERSION_LEN {
+        return None;
+    }
+    if let Ok(p) = parse_semver(v) {
+        return Some(v[..v.len() - p.build.len()].to_owned());
+    }
+    // The short forms carry no prerelease or build.
+    let rest = v.strip_prefix('v')?;
+    let (major, rest) = parse_int(rest).ok()?;
+    if rest.is_empty() {
+        return Some(format!("v{major}.0.0"));
+    }
+    let (minor, rest) = parse_int(rest.strip_prefix('.')?).ok()?;
+    rest.is_empty().then(|| format!("v{major}.{minor}.0"))
+}
+
+/// The parts of a pseudo-version (`module.PseudoVersionBase`, `...Time`, `...Rev`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PseudoParts {
+    /// The tag it builds on (`v1.2.3`, `v1.2.3-pre`), `""` for none; no build suffix.
+    pub base: String,
+    /// `yyyymmddhhmmss`, UTC.
+    pub timestamp: String,
+    /// The short commit hash.
+    pub rev: String,
+}
+
+impl Version {
+    /// Splits a pseudo-version into its parts; None for other versions.
+    pub fn pseudo_parts(&self) -> Option<PseudoParts> {
+        if !self.is_pseudo() {
+            return None;
+        }
+        let p = self.parts();
+        let body = &self.version[..self.version.len() - p.build.len()];
+        let (head, rev) = body.rsplit_once('-')?;
+        let dash = head.rfind('-')?;
+        let (base, timestamp) = match head.rfind('.') {
+            Some(dot) if dot > dash => (&head[..dot], &head[dot + 1..]),
+            // vX.0.0-yyyymmddhhmmss-rev builds on no tag.
+            _ => ("", &head[dash + 1..]),
+        };
+        let base = if base.is_empty() {
+            String::new()
+        } else if let Some(b) = base.strip_suffix("-0") {
+            // vX.Y.(Z+1)-0 builds on vX.Y.Z.
+            let (vmm, patch) = b.rsplit_once('.')?;
+            format!("{vmm}.{}", dec_decimal(patch)?)
+        } else if let Some(b) = base.strip_suffix(".0") {
+            b.to_owned()
+        } else {
+            String::new()
+        };
+        Some(PseudoParts {
+            base,
+            timestamp: timestamp.to_owned(),
+            rev: rev.to_owned(),
+        })
+    }
+}
+
+/// `module.PseudoVersion`: the pseudo-version of commit `rev` (short hash)
+/// made at `timestamp` (`yyyymmddhhmmss`, UTC), after tag `older` (canonical,
+/// `""` for none), for major version `major` (`""` means v0).
+pub fn pseudo_version(major: &str, older: &str, timestamp: &str, rev: &str) -> String {
+    let major = if major.is_empty() { "v0" } else { major };
+    let segment = format!("{timestamp}-{rev}");
+    let (older, build) = match older.find('+') {
+        Some(i) => older.split_at(i),
+        None => (older, ""),
+    };
+    if older.is_empty() {
+        return format!("{major}.0.0-{segment}");
+    }
+    if older.contains('-') {
+        return format!("{older}.0.{segment}{build}");
+    }
+    let (vmm, patch) = older.rsplit_once('.').unwrap_or((older, "0"));
+    format!("{vmm}.{}-0.{segment}{build}", inc_decimal(patch))
+}
+
+fn inc_decimal(d: &str) -> String {
+    let mut digits: Vec<u8> = d.bytes().collect();
+    let mut i = digits.len();
+    loop {
+        if i == 0 {
+            digits.insert(0, b'1');
+            break;
+        }
+        i -= 1;
+        if digits[i] == b'9' {
+            digits[i] = b'0';
+        } else {
+            digits[i] += 1;
+            break;
+        }
+    }
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+fn dec_decimal(d: &str) -> Option<String> {
+    if d.is_empty() || d == "0" || !d.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut digits: Vec<u8> = d.bytes().collect();
+    let mut i = digits.len();
+    while i > 0 {
+        i -= 1;
+        if digits[i] == b'0' {
+            digits[i] = b'9';
+        } else {
+            digits[i] -= 1;
+            break;
+        }
+    }
+    let s = String::from_utf8(digits).ok()?;
+    let t = s.trim_start_matches('0');
+    Some(if t.is_empty() {
+        "0".into()
+    } else {
+        t.to_owned()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +384,60 @@ mod tests {
 
     fn v(s: &str) -> Version {
         Version::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn canonical_and_pseudo_helpers() {
+        assert_eq!(canonical("v1").as_deref(), Some("v1.0.0"));
+        assert_eq!(canonical("v1.2").as_deref(), Some("v1.2.0"));
+        assert_eq!(canonical("v1.2.3+meta").as_deref(), Some("v1.2.3"));
+        assert_eq!(canonical("v1.2.3-pre").as_deref(), Some("v1.2.3-pre"));
+        assert_eq!(canonical("v1.2-pre"), None);
+        assert_eq!(canonical("1.2.3"), None);
+        assert_eq!(canonical("master"), None);
+        let ts = "20240102030405";
+        let rev = "abcdefabcdef";
+        assert_eq!(
+            pseudo_version("", "", ts, rev),
+            "v0.0.0-20240102030405-abcdefabcdef"
+        );
+        assert_eq!(
+            pseudo_version("v2", "", ts, rev),
+            "v2.0.0-20240102030405-abcdefabcdef"
+        );
+        assert_eq!(
+            pseudo_version("", "v1.2.9", ts, rev),
+            "v1.2.10-0.20240102030405-abcdefabcdef"
+        );
+        assert_eq!(
+            pseudo_version("", "v1.2.3-rc.1", ts, rev),
+            "v1.2.3-rc.1.0.20240102030405-abcdefabcdef"
+        );
+        assert_eq!(
+            pseudo_version("", "v2.0.0+incompatible", ts, rev),
+            "v2.0.1-0.20240102030405-abcdefabcdef+incompatible"
+        );
+        for (pv, base) in [
+            ("v0.0.0-20240102030405-abcdefabcdef", ""),
+            ("v1.2.10-0.20240102030405-abcdefabcdef", "v1.2.9"),
+            ("v1.2.1-0.20240102030405-abcdefabcdef", "v1.2.0"),
+            ("v1.2.3-rc.1.0.20240102030405-abcdefabcdef", "v1.2.3-rc.1"),
+            (
+                "v2.0.1-0.20240102030405-abcdefabcdef+incompatible",
+                "v2.0.0",
+            ),
+        ] {
+            let parts = v(pv).pseudo_parts().unwrap();
+            assert_eq!(parts.base, base, "{pv}");
+            assert_eq!(parts.timestamp, ts);
+            assert_eq!(parts.rev, rev);
+        }
+        assert_eq!(v("v1.2.3").pseudo_parts(), None);
+        // Nothing precedes patch 0 of a `-0.` form.
+        assert_eq!(
+            v("v1.3.0-0.20240102030405-abcdefabcdef").pseudo_parts(),
+            None
+        );
     }
 
     #[test]

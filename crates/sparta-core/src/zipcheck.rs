@@ -170,12 +170,12 @@ fn check_name(name: &str) -> Result<(), String> {
 /// Case-insensitive name collisions, including a file that is also a
 /// directory (x/mod/zip collisionChecker).
 #[derive(Default)]
-struct Collisions {
+pub(crate) struct Collisions {
     seen: HashMap<String, (String, bool)>,
 }
 
 impl Collisions {
-    fn check(&mut self, path: &str, is_dir: bool) -> Result<(), String> {
+    pub(crate) fn check(&mut self, path: &str, is_dir: bool) -> Result<(), String> {
         let mut p = path;
         let mut dir = is_dir;
         loop {

@@ -67,6 +67,23 @@ impl From<UpstreamError> for ProxyError {
     }
 }
 
+impl From<crate::source::SourceError> for ProxyError {
+    fn from(e: crate::source::SourceError) -> Self {
+        use crate::source::SourceError as S;
+        match e {
+            S::NotFound { status, reason } => ProxyError::NotFound { status, reason },
+            // The go command shows a 404/410 body and may try its next
+            // proxy; a refusal is final for this source, never a 5xx.
+            S::Refused(reason) | S::TooLarge(reason) => ProxyError::NotFound {
+                status: 404,
+                reason,
+            },
+            S::Timeout(m) => ProxyError::UpstreamTimeout(m),
+            S::Failed(m) => ProxyError::Upstream(m),
+        }
+    }
+}
+
 impl From<StorageError> for ProxyError {
     fn from(e: StorageError) -> Self {
         match e {

@@ -175,8 +175,7 @@ async fn proxy(
         ProxyRequest::List(m) => Ok(small(service.list(&m).await?, headers)),
         ProxyRequest::Latest(m) => Ok(small(service.latest(&m).await?, headers)),
         ProxyRequest::Info(m, InfoVersion::Query(q)) => {
-            let escaped = sparta_core::request::escape_query(&q);
-            Ok(small(service.query(&m, &escaped).await?, headers))
+            Ok(small(service.query(&m, &q).await?, headers))
         }
         ProxyRequest::Info(m, InfoVersion::Canonical(v)) => Ok(small(
             service.small_file(&m, &v, FileKind::Info).await?,

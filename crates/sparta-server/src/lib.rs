@@ -7,6 +7,7 @@ pub mod flight;
 pub mod http;
 pub mod metrics;
 pub mod service;
+pub mod source;
 pub mod version;
 
 use std::future::Future;
@@ -21,6 +22,7 @@ use tracing::{info, warn};
 pub use error::ProxyError;
 pub use metrics::{Metrics, RouteKind};
 pub use service::{Coordination, Proxy, ServiceConfig};
+pub use source::{Origins, Source, SourceError, Sources};
 
 /// Everything a request handler can reach.
 pub struct AppState {

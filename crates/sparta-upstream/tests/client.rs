@@ -91,7 +91,14 @@ fn answer(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<Step> {
 
 fn client(list: &str, idle: Duration) -> Upstream {
     Upstream::new(UpstreamConfig {
-        proxies: proxylist::parse(list).unwrap(),
+        proxies: proxylist::parse(list)
+            .unwrap()
+            .into_iter()
+            .map(|e| match e {
+                proxylist::ListEntry::Proxy(p) => p,
+                other => panic!("not a proxy: {other:?}"),
+            })
+            .collect(),
         timeout: Duration::from_secs(120),
         idle_timeout: idle,
         connect_timeout: Duration::from_secs(5),

@@ -125,6 +125,63 @@ pub struct Settings {
     /// Write the bound address to this file once listening (for scripts and tests).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+
+    // Sources: per-module routes and the VCS fetcher behind `direct`.
+    /// Route modules to a GOPROXY list (`direct` and `off` allowed): `glob[,glob]=list`, globs as in
+    /// GOPRIVATE, e.g. `git.corp.example.com/*=direct`; repeatable, first match wins [default: none].
+    #[arg(long)]
+    #[serde(default, deserialize_with = "values::one_or_many")]
+    pub route: Vec<String>,
+
+    /// Directory for the bare git mirrors `direct` fetches into.
+    #[arg(long, default_value = "./sparta-vcs")]
+    pub vcs_cache_dir: PathBuf,
+
+    /// Bound on all mirrors' bytes; least recently used ones are evicted.
+    #[arg(long, default_value = "10GiB")]
+    #[serde(with = "values::size")]
+    pub vcs_cache_size: ByteSize,
+
+    /// Static repository map for hosts without go-get meta tags, `glob=template`
+    /// (`{path}` is the module path's matching part); repeatable [default: none].
+    #[arg(long)]
+    #[serde(default, deserialize_with = "values::one_or_many")]
+    pub vcs_map: Vec<String>,
+
+    /// netrc file with git credentials [default: $NETRC, else ~/.netrc if it exists].
+    #[arg(long)]
+    pub vcs_netrc: Option<PathBuf>,
+
+    /// Directory of files named by host, each holding a token for that host [default: none].
+    #[arg(long)]
+    pub vcs_token_dir: Option<PathBuf>,
+
+    /// SSH private key for ssh:// remotes [default: none].
+    #[arg(long)]
+    pub vcs_ssh_key: Option<PathBuf>,
+
+    /// Module globs (GOINSECURE syntax) whose discovery and git may use plain http; repeatable.
+    #[arg(long)]
+    #[serde(default, deserialize_with = "values::one_or_many")]
+    pub vcs_insecure: Vec<String>,
+
+    /// Allow go-get and git targets on loopback addresses (tests).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    pub vcs_allow_loopback: bool,
+
+    /// Refuse go-get and git targets on private address ranges.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    pub vcs_refuse_private: bool,
+
+    /// Limit for each git or discovery operation.
+    #[arg(long, default_value = "300s", value_parser = values::parse_duration)]
+    #[serde(with = "values::duration")]
+    pub vcs_timeout: Duration,
+
+    /// Largest repository a mirror may grow to.
+    #[arg(long, default_value = "2GiB")]
+    #[serde(with = "values::size")]
+    pub vcs_max_repo_size: ByteSize,
 }
 
 /// The settings' flags plus where the TOML file is.
@@ -191,10 +248,8 @@ impl Settings {
     /// The checksum database settings, with sources resolved against the upstreams.
     pub fn sumdb_config(&self) -> anyhow::Result<sparta_sumdb::SumdbConfig> {
         use anyhow::Context;
-        let upstreams: Vec<String> = sparta_core::proxylist::parse(self.upstream())?
-            .into_iter()
-            .map(|p| p.url)
-            .collect();
+        let upstreams =
+            sparta_core::proxylist::proxy_urls(&sparta_core::proxylist::parse(self.upstream())?);
         let databases = if self.sumdb.is_empty() {
             vec![sparta_sumdb::Sumdb::default_database(&upstreams)]
         } else {

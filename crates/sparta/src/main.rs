@@ -13,7 +13,6 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sparta_server::{AppState, Coordination, Metrics, Proxy, ServiceConfig};
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
-use sparta_upstream::{Upstream, UpstreamConfig};
 use tracing::{info, warn};
 
 use crate::config::{Leases, Loaded, LogFormat, ServeArgs, Settings};
@@ -145,14 +144,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     let store = Store::open(&settings.storage, &settings.s3())
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
-    let proxies = sparta_core::proxylist::parse(settings.upstream())?;
-    let upstream = Upstream::new(UpstreamConfig {
-        proxies,
-        timeout: settings.upstream_timeout,
-        idle_timeout: settings.upstream_idle_timeout,
-        connect_timeout: std::time::Duration::from_secs(10),
-        retry_after_max: std::time::Duration::from_secs(10),
-    })?;
+    let sources = sources(&settings)?;
     // In the background: a big backlog must not delay readiness.
     tokio::spawn({
         let (store, dir) = (store.clone(), settings.spool_dir());
@@ -204,7 +196,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     let holder = format!("{}-{}", hostname(), std::process::id());
     let proxy = Proxy::new(
         store.clone(),
-        upstream.clone(),
+        sources,
         sumdb,
         metrics.clone(),
         ServiceConfig {
@@ -234,7 +226,8 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     info!(
         addr = %addr,
         storage = %store.describe(),
-        upstream = %upstream.describe(),
+        upstream = %settings.upstream(),
+        routes = settings.route.len(),
         coordination = ?coordination,
         sumdb = ?databases,
         startup_ms = started.elapsed().as_millis() as u64,
@@ -243,6 +236,20 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     sparta_server::serve(listener, state, shutdown_signal(), settings.shutdown_grace).await?;
     info!("stopped");
     Ok(())
+}
+
+/// The routing table: a source chain per `--route` and one for `--upstream`.
+fn sources(settings: &Settings) -> Result<sparta_server::Sources> {
+    let default =
+        sparta_core::proxylist::parse(settings.upstream()).context("invalid --upstream")?;
+    let routes = sparta_core::routes::Routes::parse(&settings.route).context("invalid --route")?;
+    let origins = sparta_server::Origins {
+        upstream_timeout: settings.upstream_timeout,
+        upstream_idle_timeout: settings.upstream_idle_timeout,
+        connect_timeout: std::time::Duration::from_secs(10),
+        direct: None,
+    };
+    sparta_server::Sources::new(&default, routes, &origins).map_err(anyhow::Error::msg)
 }
 
 /// Binds with a long accept queue: a CI fleet starting at once opens

@@ -20,6 +20,7 @@ pub(super) fn finish(
         sources.insert("upstream".into(), "env GOPROXY".into());
     }
     sparta_core::proxylist::parse(s.upstream()).context("invalid upstream")?;
+    sparta_core::routes::Routes::parse(&s.route).context("invalid route")?;
 
     let prefix = s.path_prefix.trim_end_matches('/').to_owned();
     if !prefix.is_empty() && !prefix.starts_with('/') {

@@ -1,0 +1,211 @@
+//! Immutable files: a version's `.info`, `.mod` and `.zip`. Served from
+//! memory or storage; on a miss one fetch per key (singleflight here, a
+//! lease across replicas), checked, verified, stored write-once, served.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sparta_core::zipcheck::MAX_ZIP_SIZE;
+use sparta_core::{FileKind, ModulePath, Version, key};
+use sparta_storage::{ObjectStream, PutOutcome};
+use tracing::{info, warn};
+
+use super::checks::{check_gomod, check_info};
+use super::{JSON, Kind, Proxy, RangeRequest, TEXT};
+use crate::cache::CachedFile;
+use crate::error::ProxyError;
+
+impl Proxy {
+    /// `$module/@v/$version.info` or `.mod` for a canonical version.
+    pub async fn small_file(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        file: FileKind,
+    ) -> Result<Arc<CachedFile>, ProxyError> {
+        let (kind, content_type) = match file {
+            FileKind::Info => (Kind::Info, JSON),
+            FileKind::Mod => (Kind::Mod, TEXT),
+            FileKind::Zip => unreachable!("zips are streamed, never held in memory"),
+        };
+        let storage_key = key::version_file(module, version, file);
+        if let Some(hit) = self.memory_lookup(kind, &storage_key).await {
+            return Ok(hit);
+        }
+        let this = self.clone();
+        let (module, version) = (module.clone(), version.clone());
+        let flight_key = storage_key.clone();
+        self.shared(&self.inner.small_flights, kind, &flight_key, async move {
+            this.fetch_small_file(kind, &module, &version, file, storage_key, content_type)
+                .await
+        })
+        .await
+    }
+
+    async fn fetch_small_file(
+        &self,
+        kind: Kind,
+        module: &ModulePath,
+        version: &Version,
+        file: FileKind,
+        storage_key: String,
+        content_type: &'static str,
+    ) -> Result<Arc<CachedFile>, ProxyError> {
+        if let Some(body) = self.stored(kind, &storage_key).await? {
+            return Ok(self.cache_immutable(storage_key, body, content_type).await);
+        }
+        self.check_negative(kind, &storage_key).await?;
+        let picked = self.pick(module).clone();
+        let key_ref = storage_key.as_str();
+        let fetched = self.coordinated(module, version, file, key_ref, move || async move {
+                let storage_key = key_ref;
+                let body = self
+                    .source_call(kind, storage_key, async {
+                        match file {
+                            FileKind::Mod => picked.source.gomod(module, version).await,
+                            _ => picked.source.info(module, version).await,
+                        }
+                    })
+                    .await?;
+                match file {
+                    FileKind::Info => check_info(&body, version)?,
+                    FileKind::Mod => {
+                        check_gomod(&body, module, version)?;
+                        self.verify_mod(picked.private, module, version, &body).await?;
+                    }
+                    FileKind::Zip => unreachable!(),
+                }
+                let outcome = self.timed_put(storage_key, body.clone()).await?;
+                if outcome == PutOutcome::Created {
+                    info!(module = %module, version = %version, file = file.ext(), bytes = body.len(), "stored from upstream");
+                    return Ok(Some(body));
+                }
+                Ok(None)
+            })
+            .await?;
+        let body = match fetched.flatten() {
+            Some(body) => body,
+            // Whoever stored it first wins: serve what the store holds.
+            None => self.stored(kind, &storage_key).await?.ok_or_else(|| {
+                ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
+            })?,
+        };
+        Ok(self.cache_immutable(storage_key, body, content_type).await)
+    }
+
+    /// `$module/@v/$version.zip`, optionally a byte range of it.
+    pub async fn zip(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        range: Option<RangeRequest>,
+    ) -> Result<ObjectStream, ProxyError> {
+        let storage_key = key::version_file(module, version, FileKind::Zip);
+        if let Some(body) = self.open_zip(&storage_key, range).await? {
+            self.inner
+                .metrics
+                .cache_lookups
+                .with_label_values(&["storage", "zip", "hit"])
+                .inc();
+            return Ok(body);
+        }
+        self.inner
+            .metrics
+            .cache_lookups
+            .with_label_values(&["storage", "zip", "miss"])
+            .inc();
+        let this = self.clone();
+        let (m, v) = (module.clone(), version.clone());
+        let k = storage_key.clone();
+        self.shared(
+            &self.inner.zip_flights,
+            Kind::Zip,
+            &storage_key,
+            async move { this.fetch_zip(&m, &v, &k).await },
+        )
+        .await?;
+        self.open_zip(&storage_key, range).await?.ok_or_else(|| {
+            ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
+        })
+    }
+
+    async fn fetch_zip(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        storage_key: &str,
+    ) -> Result<(), ProxyError> {
+        if self.timed_head(storage_key).await?.is_some() {
+            return Ok(());
+        }
+        self.check_negative(Kind::Zip, storage_key).await?;
+        let picked = self.pick(module).clone();
+        self.coordinated(module, version, FileKind::Zip, storage_key, move || async move {
+            let spool = tempfile::Builder::new()
+                .prefix("sparta-zip-")
+                .tempfile_in(&self.inner.config.spool_dir)
+                .map_err(|e| ProxyError::Storage(format!("cannot create spool file: {e}")))?;
+            let size = self
+                .source_call(Kind::Zip, storage_key, async {
+                    picked.source.zip_to_file(module, version, spool.path()).await
+                })
+                .await?;
+            if size > MAX_ZIP_SIZE {
+                return Err(ProxyError::Upstream(format!(
+                    "{module}@{version}: zip is over the {MAX_ZIP_SIZE}-byte limit"
+                )));
+            }
+            let reader = spool
+                .reopen()
+                .map_err(|e| ProxyError::Storage(format!("cannot reopen spool file: {e}")))?;
+            let (m, v) = (module.clone(), version.clone());
+            let summary = tokio::task::spawn_blocking(move || {
+                sparta_core::zipcheck::check_zip(std::io::BufReader::new(reader), &m, &v)
+            })
+            .await
+            .map_err(|e| ProxyError::Upstream(format!("zip check failed to run: {e}")))?
+            .map_err(|e| {
+                self.inner
+                    .metrics
+                    .upstream_fetches
+                    .with_label_values(&["zip", "invalid"])
+                    .inc();
+                warn!(module = %module, version = %version, error = %e, "refused zip from upstream");
+                ProxyError::Upstream(format!("upstream sent a bad zip for {module}@{version}: {e}"))
+            })?;
+            self.verify_zip(picked.private, module, version, &summary.h1).await?;
+            let started = Instant::now();
+            let outcome = self
+                .timed_storage("put", self.inner.store.put_once_file(storage_key, spool.path()))
+                .await?;
+            if outcome == PutOutcome::Created {
+                info!(module = %module, version = %version, bytes = size, files = summary.files, h1 = %summary.h1,
+                    upload_ms = started.elapsed().as_millis() as u64, "stored zip from upstream");
+            }
+            Ok(())
+        })
+        .await?;
+        // Stored by this fetch or by another replica: either way it is there.
+        Ok(())
+    }
+
+    async fn open_zip(
+        &self,
+        storage_key: &str,
+        range: Option<RangeRequest>,
+    ) -> Result<Option<ObjectStream>, ProxyError> {
+        let byte_range = match range {
+            None => None,
+            Some(range) => {
+                let Some(info) = self.timed_head(storage_key).await? else {
+                    return Ok(None);
+                };
+                Some(range.resolve(info.size)?)
+            }
+        };
+        let stream = self
+            .timed_storage("get", self.inner.store.get_stream(storage_key, byte_range))
+            .await?;
+        Ok(stream)
+    }
+}

@@ -1,0 +1,122 @@
+//! Mutable answers: list, latest and queries. Fresh from the source, cached
+//! for the list TTL, persisted so the last good answer survives an outage.
+
+use std::sync::Arc;
+
+use sparta_core::{ModulePath, key};
+use tracing::warn;
+
+use super::checks::check_mutable;
+use super::{JSON, Kind, Proxy, TEXT};
+use crate::cache::CachedFile;
+use crate::error::ProxyError;
+
+/// Which mutable answer to ask a source for.
+enum Ask {
+    List,
+    Latest,
+    /// Unescaped, as the client meant it.
+    Query(String),
+}
+
+impl Proxy {
+    /// `$module/@v/list`.
+    pub async fn list(&self, module: &ModulePath) -> Result<Arc<CachedFile>, ProxyError> {
+        self.mutable(Kind::List, key::list(module), module, Ask::List, TEXT)
+            .await
+    }
+
+    /// `$module/@latest`.
+    pub async fn latest(&self, module: &ModulePath) -> Result<Arc<CachedFile>, ProxyError> {
+        self.mutable(Kind::Latest, key::latest(module), module, Ask::Latest, JSON)
+            .await
+    }
+
+    /// `$module/@v/$query.info` for a non-canonical version, `query` unescaped.
+    pub async fn query(
+        &self,
+        module: &ModulePath,
+        query: &str,
+    ) -> Result<Arc<CachedFile>, ProxyError> {
+        let escaped = sparta_core::request::escape_query(query);
+        self.mutable(
+            Kind::Query,
+            key::query(module, &escaped),
+            module,
+            Ask::Query(query.to_owned()),
+            JSON,
+        )
+        .await
+    }
+
+    /// The mutable-answer path shared by list, latest and queries.
+    async fn mutable(
+        &self,
+        kind: Kind,
+        storage_key: String,
+        module: &ModulePath,
+        ask: Ask,
+        content_type: &'static str,
+    ) -> Result<Arc<CachedFile>, ProxyError> {
+        if let Some(hit) = self.memory_lookup(kind, &storage_key).await {
+            return Ok(hit);
+        }
+        self.check_negative(kind, &storage_key).await?;
+        let this = self.clone();
+        let flight_key = storage_key.clone();
+        let module = module.clone();
+        self.shared(&self.inner.small_flights, kind, &flight_key, async move {
+            this.refresh_mutable(kind, storage_key, &module, ask, content_type)
+                .await
+        })
+        .await
+    }
+
+    async fn refresh_mutable(
+        &self,
+        kind: Kind,
+        storage_key: String,
+        module: &ModulePath,
+        ask: Ask,
+        content_type: &'static str,
+    ) -> Result<Arc<CachedFile>, ProxyError> {
+        let source = &self.pick(module).source;
+        let fetched = self
+            .source_call(kind, &storage_key, async {
+                match &ask {
+                    Ask::List => source.list(module).await,
+                    Ask::Latest => source.latest(module).await,
+                    Ask::Query(q) => source.query(module, q).await,
+                }
+            })
+            .await
+            .and_then(|body| {
+                check_mutable(kind, &body)?;
+                Ok(body)
+            });
+        match fetched {
+            Ok(body) => {
+                // Persisting is for stale-if-error only; a failure here must
+                // not fail the request.
+                if let Err(e) = self
+                    .timed_storage(
+                        "put",
+                        self.inner.store.put_overwrite(&storage_key, body.clone()),
+                    )
+                    .await
+                {
+                    warn!(key = %storage_key, error = %e, "could not persist answer");
+                }
+                Ok(self.cache_mutable(storage_key, body, content_type).await)
+            }
+            Err(e @ ProxyError::NotFound { .. }) => Err(e),
+            Err(e) => match self.stored(kind, &storage_key).await {
+                Ok(Some(body)) if check_mutable(kind, &body).is_ok() => {
+                    warn!(key = %storage_key, error = %e, "source failed, serving the last good answer");
+                    Ok(self.cache_mutable(storage_key, body, content_type).await)
+                }
+                _ => Err(e),
+            },
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Bare git mirrors on disk, one per repository URL, updated incrementally
+//! (`git fetch` into the existing mirror), one fetch at a time per
+//! repository (later callers reuse a fetch that finished after they asked),
+//! and evicted least recently used once their bytes pass the cache bound.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+use crate::credentials::Credentials;
+use crate::git::{CallCreds, Git};
+use crate::metrics::VcsMetrics;
+use crate::netcheck::resolve_checked;
+use crate::scrub::scrub_secrets;
+use crate::{NetPolicy, VcsError};
+
+/// A mirror ready to read: its directory and the URL it mirrors.
+#[derive(Clone)]
+pub(crate) struct Mirror {
+    pub dir: PathBuf,
+    pub url: String,
+    /// Held while reading, so eviction skips this mirror.
+    pub _guard: Arc<tokio::sync::Mutex<Slot>>,
+}
+
+/// Per-repository state behind the per-repository lock.
+#[derive(Default)]
+pub(crate) struct Slot {
+    last_fetch: Option<Instant>,
+}
+
+struct Entry {
+    slot: Arc<tokio::sync::Mutex<Slot>>,
+    bytes: u64,
+    used: u64,
+}
+
+pub(crate) struct Mirrors {
+    pub git: Git,
+    root: PathBuf,
+    cache_size: u64,
+    max_repo_size: u64,
+    net: NetPolicy,
+    creds: Arc<Credentials>,
+    metrics: Arc<VcsMetrics>,
+    entries: Mutex<(u64, HashMap<PathBuf, Entry>)>,
+}
+
+/// Refs a mirror keeps: branches, tags and the remote's default branch.
+const REFSPECS: [&str; 3] = [
+    "+refs/heads/*:refs/heads/*",
+    "+refs/tags/*:refs/tags/*",
+    "+HEAD:refs/sparta/HEAD",
+];
+
+impl Mirrors {
+    pub fn new(
+        git: Git,
+        root: PathBuf,
+        cache_size: u64,
+        max_repo_size: u64,
+        net: NetPolicy,
+        creds: Arc<Credentials>,
+        metrics: Arc<VcsMetrics>,
+    ) -> Result<Self, VcsError> {
+        std::fs::create_dir_all(&root)
+            .map_err(|e| VcsError::Failed(format!("creating the mirror cache: {e}")))?;
+        let mut map = HashMap::new();
+        // Mirrors left by an earlier run count against the bound too.
+        if let Ok(dir) = std::fs::read_dir(&root) {
+            for e in dir.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "git") {
+                    map.insert(
+                        p.clone(),
+                        Entry {
+                            slot: Arc::default(),
+                            bytes: dir_size(&p),
+                            used: 0,
+                        },
+                    );
+                }
+            }
+        }
+        let total: u64 = map.values().map(|e| e.bytes).sum();
+        metrics.mirror_bytes.set(total as i64);
+        Ok(Mirrors {
+            git,
+            root,
+            cache_size,
+            max_repo_size,
+            net,
+            creds,
+            metrics,
+            entries: Mutex::new((0, map)),
+        })
+    }
+
+    fn dir_for(&self, url: &str) -> PathBuf {
+        let h = Sha256::digest(url.as_bytes());
+        self.root
+            .join(format!("{}.git", sparta_core::hash::hex(&h[..16])))
+    }
+
+    fn slot(&self, dir: &Path) -> Arc<tokio::sync::Mutex<Slot>> {
+        let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 += 1;
+        let tick = g.0;
+        let e = g.1.entry(dir.to_owned()).or_insert_with(|| Entry {
+            slot: Arc::default(),
+            bytes: 0,
+            used: 0,
+        });
+        e.used = tick;
+        e.slot.clone()
+    }
+
+    /// Credentials and address pins for one call against `url`; checks the
+    /// remote host against the address policy first.
+    pub async fn call_creds(&self, url: &str) -> Result<(CallCreds, Vec<String>), VcsError> {
+        let parsed = url::Url::parse(url)
+            .map_err(|_| VcsError::NotFound("invalid repository URL".into()))?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| VcsError::NotFound("repository URL has no host".into()))?
+            .to_owned();
+        let port = parsed.port_or_known_default().unwrap_or(22);
+        let addrs = resolve_checked(&host, port, self.net).await?;
+        let (mut creds, secrets) = self.creds.for_url(&parsed);
+        if matches!(parsed.scheme(), "http" | "https") {
+            let list: Vec<String> = addrs
+                .iter()
+                .map(|a| match a.ip() {
+                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                    v4 => v4.to_string(),
+                })
+                .collect();
+            creds
+                .resolve
+                .push(format!("{host}:{port}:{}", list.join(",")));
+        }
+        Ok((creds, secrets))
+    }
+
+    /// The mirror of `url`, fetched if `refresh` (or if it does not exist
+    /// yet). A fetch that finished after this call began is reused.
+    pub async fn get(&self, url: &str, refresh: bool) -> Result<Mirror, VcsError> {
+        if !matches!(url.split("://").next(), Some("https" | "http" | "ssh")) {
+            return Err(VcsError::Refused(
+                "only https, http and ssh remotes are allowed".into(),
+            ));
+        }
+        let dir = self.dir_for(url);
+        let slot = self.slot(&dir);
+        let asked = Instant::now();
+        let mut state = slot.clone().lock_owned().await;
+        let exists = dir.join("HEAD").exists();
+        let fresh = state.last_fetch.is_some_and(|t| t >= asked);
+        if !exists || (refresh && !fresh) {
+            let started = Instant::now();
+            let result = self.fetch(&dir, url, exists).await;
+            self.metrics.observe("fetch", started, &result);
+            if matches!(result, Err(VcsError::TooLarge(_))) {
+                self.set_bytes(&dir, 0);
+            }
+            result?;
+            state.last_fetch = Some(Instant::now());
+            let bytes = dir_size(&dir);
+            if bytes > self.max_repo_size {
+                let _ = std::fs::remove_dir_all(&dir);
+                self.set_bytes(&dir, 0);
+                return Err(VcsError::TooLarge(format!(
+                    "repository is {bytes} bytes, over the limit of {} bytes",
+                    self.max_repo_size
+                )));
+            }
+            self.set_bytes(&dir, bytes);
+            drop(state);
+            self.evict(&dir);
+        } else {
+            drop(state);
+        }
+        Ok(Mirror {
+            dir,
+            url: url.to_owned(),
+            _guard: slot,
+        })
+    }
+
+    async fn fetch(&self, dir: &Path, url: &str, exists: bool) -> Result<(), VcsError> {
+        let (creds, secrets) = self.call_creds(url).await?;
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        if !exists {
+            let tmp = dir.with_extension("init");
+            let _ = std::fs::remove_dir_all(&tmp);
+            let tmp_s = tmp.to_string_lossy().into_owned();
+            let out = self
+                .git
+                .run(
+                    None,
+                    &["init", "--bare", "--quiet", &tmp_s],
+                    &CallCreds::default(),
+                    1 << 16,
+                )
+                .await?;
+            if !out.success {
+                return Err(VcsError::Failed(format!("git init: {}", out.stderr.trim())));
+            }
+            std::fs::rename(&tmp, dir)
+                .map_err(|e| VcsError::Failed(format!("placing mirror: {e}")))?;
+        }
+        let mut args = vec![
+            "fetch",
+            "--prune",
+            "--no-tags",
+            "--quiet",
+            "--no-write-fetch-head",
+            "--",
+            url,
+        ];
+        args.extend(REFSPECS);
+        // The size bound holds during the fetch too: a watcher stops it.
+        let watch = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let bytes = dir_size(dir);
+                if bytes > self.max_repo_size {
+                    return bytes;
+                }
+            }
+        };
+        let out = tokio::select! {
+            out = self.git.run(Some(dir), &args, &creds, 1 << 20) => out,
+            bytes = watch => Err(VcsError::TooLarge(format!(
+                "repository passed {bytes} bytes while fetching, over the limit of {} bytes",
+                self.max_repo_size
+            ))),
+        };
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                if !exists || matches!(e, VcsError::TooLarge(_)) {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                return Err(e);
+            }
+        };
+        if !out.success {
+            if !exists {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(classify(&scrub_secrets(&out.stderr, &secrets)));
+        }
+        info!(repository = %crate::scrub::scrub(url), "fetched repository");
+        Ok(())
+    }
+
+    fn set_bytes(&self, dir: &Path, bytes: u64) {
+        let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = g.1.get_mut(dir) {
+            e.bytes = bytes;
+        }
+        let total: u64 = g.1.values().map(|e| e.bytes).sum();
+        self.metrics.mirror_bytes.set(total as i64);
+    }
+
+    /// Removes least recently used mirrors (never `keep`, never one in use)
+    /// until the total fits the bound.
+    fn evict(&self, keep: &Path) {
+        let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let total: u64 = g.1.values().map(|e| e.bytes).sum();
+            self.metrics.mirror_bytes.set(total as i64);
+            if total <= self.cache_size {
+                return;
+            }
+            let mut order: Vec<(&PathBuf, u64)> =
+                g.1.iter()
+                    .filter(|(p, e)| p.as_path() != keep && e.bytes > 0)
+                    .map(|(p, e)| (p, e.used))
+                    .collect();
+            order.sort_by_key(|(_, used)| *used);
+            let victim = order.into_iter().map(|(p, _)| p.clone()).find(|p| {
+                // Arc count 1: nobody holds it; try_lock: nobody fetches it.
+                let e = &g.1[p];
+                Arc::strong_count(&e.slot) == 1 && e.slot.try_lock().is_ok()
+            });
+            let Some(victim) = victim else { return };
+            let _ = std::fs::remove_dir_all(&victim);
+            g.1.remove(&victim);
+            self.metrics.evictions.inc();
+            info!(mirror = %victim.display(), "evicted mirror");
+        }
+    }
+}
+
+/// Sorts a failed fetch's (scrubbed) stderr into an error kind.
+fn classify(stderr: &str) -> VcsError {
+    let s = stderr.to_ascii_lowercase();
+    let msg = stderr
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("git fetch failed")
+        .to_owned();
+    if s.contains("authentication failed")
+        || s.contains("could not read username")
+        || s.contains("could not read password")
+        || s.contains("permission denied")
+        || s.contains(" 401")
+        || s.contains(" 403")
+    {
+        VcsError::Refused(format!(
+            "the repository host refused the credentials: {msg}"
+        ))
+    } else if s.contains("couldn't find remote ref head") {
+        VcsError::NotFound("repository has no default branch (no commits)".into())
+    } else if s.contains("not found")
+        || s.contains(" 404")
+        || s.contains("does not appear to be a git repository")
+    {
+        VcsError::NotFound(format!("repository not found: {msg}"))
+    } else if s.contains("could not resolve host")
+        || s.contains("failed to connect")
+        || s.contains("connection refused")
+    {
+        VcsError::NotFound(format!("repository host unreachable: {msg}"))
+    } else {
+        VcsError::Failed(format!("git fetch: {msg}"))
+    }
+}
+
+/// Bytes under `dir` (files only; a mirror holds no symlinks).
+pub(crate) fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
+}

@@ -1,0 +1,97 @@
+//! Building a module zip from a mirror: list the tree, plan with
+//! `sparta_core::modzip`, stream the blobs through one `git cat-file --batch`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sparta_core::modzip::{self, EntryKind};
+use sparta_core::zipcheck::MAX_GOMOD_SIZE;
+use sparta_core::{CoreError, ModulePath, Version};
+
+use crate::VcsError;
+use crate::git::Git;
+use crate::repo::{self, BlobReader};
+
+fn zip_error(e: CoreError) -> VcsError {
+    let msg = e.to_string();
+    if msg.contains("too large") {
+        VcsError::TooLarge(msg)
+    } else {
+        VcsError::NotFound(msg)
+    }
+}
+
+/// Writes the zip of `module@version` (commit `hash`, directory `subdir`) to `out`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn build(
+    git: &Git,
+    dir: &Path,
+    module: &ModulePath,
+    version: &Version,
+    hash: &str,
+    subdir: &str,
+    max_zip_size: u64,
+    out: &Path,
+) -> Result<u64, VcsError> {
+    let spec = (!subdir.is_empty()).then(|| format!("{subdir}/"));
+    let mut listed = repo::ls_tree(git, dir, hash, spec.as_deref()).await?;
+    if !subdir.is_empty() {
+        listed.extend(repo::ls_tree(git, dir, hash, Some("LICENSE")).await?);
+    }
+    let gomod_path = if subdir.is_empty() {
+        "go.mod".to_owned()
+    } else {
+        format!("{subdir}/go.mod")
+    };
+    let root_gomod = match listed
+        .iter()
+        .find(|(e, _)| e.path == gomod_path && e.kind == EntryKind::File)
+    {
+        Some(_) => repo::read_file(git, dir, hash, &gomod_path, MAX_GOMOD_SIZE).await?,
+        None => None,
+    };
+    let objects: HashMap<String, String> = listed
+        .iter()
+        .map(|(e, o)| (e.path.clone(), o.clone()))
+        .collect();
+    let entries: Vec<_> = listed.into_iter().map(|(e, _)| e).collect();
+    let plan = modzip::plan(module, version, subdir, &entries, root_gomod.as_deref())
+        .map_err(zip_error)?;
+    if plan.total > max_zip_size {
+        return Err(VcsError::TooLarge(format!(
+            "module source tree is {} bytes, over the limit of {max_zip_size}",
+            plan.total
+        )));
+    }
+    let (git, dir, out): (Git, PathBuf, PathBuf) = (git.clone(), dir.to_owned(), out.to_owned());
+    let target = out.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let mut blobs = BlobReader::start(&git, &dir)?;
+        let file = std::fs::File::create(&out)
+            .map_err(|e| VcsError::Failed(format!("creating {}: {e}", out.display())))?;
+        let mut file = std::io::BufWriter::with_capacity(256 << 10, file);
+        let size = modzip::write_zip(&mut file, &plan, max_zip_size, |f, w| {
+            let object = objects
+                .get(&f.source)
+                .ok_or_else(|| std::io::Error::other(format!("no object for {}", f.source)))?;
+            let mut blob = blobs.open(object)?;
+            std::io::copy(&mut blob, w)?;
+            // Eat the batch separator so the next header lines up.
+            std::io::copy(&mut blob, &mut std::io::sink())?;
+            Ok(())
+        })
+        .map_err(zip_error)?;
+        use std::io::Write;
+        file.flush()
+            .map_err(|e| VcsError::Failed(format!("writing zip: {e}")))?;
+        Ok(size)
+    })
+    .await
+    .map_err(|e| VcsError::Failed(format!("zip task: {e}")))
+    .and_then(|r| r);
+    if written.is_err() {
+        // No half-written zip is left for anyone to pick up.
+        let _ = std::fs::remove_file(&target);
+    }
+    written
+}

@@ -1,0 +1,3 @@
+module sparta.test/gitserver
+
+go 1.22
