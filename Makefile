@@ -3,6 +3,7 @@
 #   make test   install what the tests need, then run every test
 #   make bench  run the benchmarks and write bench/results/<date>.md
 #   make lint   cargo fmt --check and clippy -D warnings
+#   make fuzz   run each fuzz target for FUZZ_SECONDS (default 60)
 #   make test-e2e, make test-deploy: parts of make test
 
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ UPSTREAM ?= $(shell go env GOPROXY 2>/dev/null | tr ',|' '\n\n' | grep -E '^http
 LISTEN ?= 0.0.0.0:3000
 STORAGE ?= ./sparta-data
 
-.PHONY: help run build release test test-e2e test-deploy test-image lint fmt bench tools go-toolchain
+.PHONY: help run build release test test-e2e test-deploy test-image lint fmt bench tools go-toolchain fuzz
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -67,3 +68,6 @@ fmt:
 
 bench: go-toolchain
 	@bash bench/run.sh
+
+fuzz:
+	@bash scripts/fuzz.sh run

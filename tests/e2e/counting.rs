@@ -117,8 +117,9 @@ async fn replicas_sharing_a_directory_fetch_once_with_leases_on() {
     )
     .await;
     for replica in [&a, &b] {
-        assert!(
-            replica.log().contains("coordination=Lease"),
+        assert_eq!(
+            coordination(replica).await,
+            "lease",
             "--leases on did not take leases:\n{}",
             replica.log()
         );
@@ -150,9 +151,30 @@ async fn replicas_sharing_a_directory_fetch_once_with_leases_on() {
     }
 
     let alone = Sparta::for_fixture(&[]).await;
-    assert!(
-        alone.log().contains("coordination=Local"),
+    assert_eq!(
+        coordination(&alone).await,
+        "local",
         "a local store took leases by default:\n{}",
         alone.log()
     );
+}
+
+/// The coordination mode a replica reports in `sparta_fetch_coordination`
+/// (the one series at 1), read from its metrics rather than a log line.
+async fn coordination(sparta: &Sparta) -> String {
+    let text = http_client()
+        .get(format!("{}/metrics", sparta.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let on: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("sparta_fetch_coordination{mode=\""))
+        .filter_map(|l| l.strip_suffix("\"} 1"))
+        .collect();
+    assert_eq!(on.len(), 1, "want one coordination mode at 1:\n{text}");
+    on[0].to_owned()
 }

@@ -78,6 +78,7 @@ pub struct Metrics {
     pub sumdb_verifications: IntCounterVec,
     pub ready: IntGauge,
     pub lease_mode: IntGaugeVec,
+    pub lease_renewal_failures: IntCounter,
     routes: Arc<[RouteSeries; 7]>,
 }
 
@@ -243,6 +244,15 @@ impl Metrics {
                 r.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
+            lease_renewal_failures: {
+                let c = IntCounter::new(
+                    "sparta_lease_renewal_failures_total",
+                    "Lease renewals that failed or found the lease taken over while fetching.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
             registry: r,
         };
         let build = Gauge::with_opts(
@@ -292,6 +302,11 @@ impl Metrics {
     }
 
     /// Renders the registry in the Prometheus text format.
+    /// Registers a metric owned elsewhere (the binary's log sink).
+    pub fn register(&self, c: Box<dyn prometheus::core::Collector>) {
+        self.registry.register(c).expect("unique metric");
+    }
+
     pub fn render(&self) -> String {
         let mut out = Vec::with_capacity(16 * 1024);
         TextEncoder::new()

@@ -7,7 +7,13 @@
 mod aws_env;
 pub mod init;
 mod lease;
+mod lease_guard;
 mod s3;
+mod sweep;
+
+pub use lease::SKEW_MARGIN;
+pub use lease_guard::{LeaseGuard, OnRenewFailure};
+pub use sweep::{SPOOL_MAX_AGE, SPOOL_PREFIX, STAGING_MAX_AGE, SWEEP_LIMIT, Swept, sweep_spool};
 
 use std::ops::Range;
 use std::path::Path;

@@ -11,17 +11,18 @@
 
 mod cached;
 mod error;
+mod fetch;
 pub mod note;
 pub mod path;
 pub mod pattern;
+mod prove;
 pub mod tlog;
 mod verify_store;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use sparta_core::{ModulePath, Version};
 use sparta_storage::{PutOutcome, Store};
 use tracing::{debug, warn};
@@ -32,7 +33,7 @@ pub use verify_store::{VerifyFailure, VerifyProgress, VerifyReport, verify_store
 
 use crate::note::Verifier;
 use crate::pattern::Patterns;
-use crate::tlog::{FromTiles, Record, TILE_HEIGHT, Tile, Tree};
+use crate::prove::Proof;
 
 /// Name of the go command's default checksum database.
 pub const DEFAULT_NAME: &str = "sum.golang.org";
@@ -40,11 +41,8 @@ pub const DEFAULT_NAME: &str = "sum.golang.org";
 pub const DEFAULT_KEY: &str =
     "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
 
-/// How long `latest` and partial tiles are served from memory.
+/// How long `latest`, partial tiles and unproven files are served from memory.
 const FRESH_TTL: Duration = Duration::from_secs(60);
-/// Largest answer accepted from a database (tiles are at most 8 KiB at
-/// height 8; lookups a few hundred bytes).
-const MAX_BODY: usize = 4 << 20;
 
 /// One checksum database and where to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,8 +128,11 @@ struct Inner {
     http: reqwest::Client,
     /// `latest` and partial tiles, briefly.
     fresh: moka::future::Cache<String, (Bytes, Tier)>,
-    /// Immutable files recently served, in front of storage.
+    /// Immutable files recently served, in front of storage; proven only.
     recent: moka::future::Cache<String, (Bytes, Tier)>,
+    /// Lookups and full tiles not (yet) proven against a signed tree, and
+    /// tiles fetched to supply a proof's other hashes: memory only, briefly.
+    unproven: moka::future::Cache<String, Bytes>,
 }
 
 impl std::fmt::Debug for Sumdb {
@@ -184,11 +185,7 @@ impl Sumdb {
                 "verification is on but no checksum database is configured".into(),
             ));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("sparta/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let http = sparta_upstream::http_client(Duration::from_secs(10))
             .map_err(|e| SumdbError::Invalid(format!("cannot build http client: {e}")))?;
         let weigher =
             |k: &String, v: &(Bytes, Tier)| u32::try_from(k.len() + v.0.len()).unwrap_or(u32::MAX);
@@ -209,6 +206,13 @@ impl Sumdb {
                     .max_capacity(32 << 20)
                     .weigher(weigher)
                     .time_to_idle(Duration::from_secs(600))
+                    .build(),
+                unproven: moka::future::Cache::builder()
+                    .max_capacity(16 << 20)
+                    .weigher(|k: &String, v: &Bytes| {
+                        u32::try_from(k.len() + v.len()).unwrap_or(u32::MAX)
+                    })
+                    .time_to_live(FRESH_TTL)
                     .build(),
             }),
         })
@@ -384,65 +388,7 @@ impl Sumdb {
             }
             other => other?.body,
         };
-        let record = Record::parse(&body)?;
-        let tree = Tree::parse(db.verifier.open(record.signed_tree)?)?;
-        if record.id >= tree.size {
-            return Err(SumdbError::Invalid(format!(
-                "checksum database {}: record {} is outside its signed tree of size {}",
-                db.config.name, record.id, tree.size
-            )));
-        }
-        let needed = tlog::proof_tiles(TILE_HEIGHT, record.id, tree.size)?;
-        let fetched =
-            futures::future::join_all(needed.iter().map(|t| self.hash_tile(db, *t))).await;
-        let mut tiles = HashMap::new();
-        for (tile, data) in needed.into_iter().zip(fetched) {
-            tiles.insert(tile, data?);
-        }
-        let mut src = FromTiles {
-            h: TILE_HEIGHT,
-            size: tree.size,
-            tiles: &tiles,
-        };
-        let root = tlog::root_with_leaf(
-            0,
-            tree.size,
-            record.id,
-            tlog::record_hash(record.text),
-            &mut src,
-        )?;
-        if root != tree.hash {
-            return Err(SumdbError::Invalid(format!(
-                "checksum database {}: record for {module}@{version} is not in its signed tree",
-                db.config.name
-            )));
-        }
-        // Record::parse checked the text is UTF-8.
-        Ok(String::from_utf8_lossy(record.text).into_owned())
-    }
-
-    /// A hash tile's data, trying the full tile if the partial one is gone
-    /// (the database may serve only the full tile once it is complete).
-    async fn hash_tile(&self, db: &Db, tile: Tile) -> Result<Bytes, SumdbError> {
-        let tile_err = |e: SumdbError| match e {
-            SumdbError::NotFound(_) => SumdbError::Invalid(format!(
-                "checksum database {} does not serve {} of its own tree",
-                db.config.name,
-                tile.path()
-            )),
-            e => e,
-        };
-        let data = match self.get(db, &SumdbPath::Tile(tile)).await {
-            Ok(file) => file.body,
-            Err(SumdbError::NotFound(_)) if !tile.is_full() => self
-                .get(db, &SumdbPath::Tile(tile.full()))
-                .await
-                .map_err(tile_err)?
-                .body
-                .slice(..tile.hash_bytes()),
-            Err(e) => return Err(tile_err(e)),
-        };
-        Ok(data)
+        self.prove_record(db, &body).await
     }
 
     fn db(&self, name: &str) -> Result<&Db, SumdbError> {
@@ -467,138 +413,80 @@ impl Sumdb {
         }
         let rel = path.to_path();
         let key = format!("{}/{rel}", db.config.name);
-        let cache = if immutable {
-            &self.inner.recent
-        } else {
-            &self.inner.fresh
+        if !immutable {
+            let (body, tier) = self.fresh_file(db, &rel).await?;
+            return Ok(SumdbFile {
+                body,
+                content_type,
+                immutable,
+                tier,
+            });
+        }
+        let memory = match self.inner.recent.get(&key).await {
+            Some((body, _)) => Some(body),
+            None => self.inner.unproven.get(&key).await,
         };
-        let entry = cache
-            .entry_by_ref(&key)
-            .or_try_insert_with(async {
-                if immutable {
-                    self.fetch_immutable(db, path, &rel).await
-                } else {
-                    Ok((self.fetch(db, &rel).await?, Tier::Upstream))
+        let (body, tier) = match memory {
+            Some(body) => (body, Tier::Memory),
+            None => {
+                let (body, tier, proof) = self.fetch_immutable(db, path, &rel).await?;
+                match proof {
+                    Proof::Proven => self.inner.recent.insert(key, (body.clone(), tier)).await,
+                    Proof::Unproven => self.inner.unproven.insert(key, body.clone()).await,
                 }
-            })
-            .await
-            .map_err(|e| (*e).clone())?;
-        let fresh = entry.is_fresh();
-        let (body, tier) = entry.into_value();
+                (body, tier)
+            }
+        };
         Ok(SumdbFile {
             body,
             content_type,
             immutable,
-            tier: if fresh { tier } else { Tier::Memory },
+            tier,
         })
     }
 
-    /// Storage first; on a miss fetch, check and store write-once. A storage
-    /// failure only costs a fetch, never the answer.
+    /// `latest` or a partial tile: from memory for a short while, else fetched.
+    async fn fresh_file(&self, db: &Db, rel: &str) -> Result<(Bytes, Tier), SumdbError> {
+        let key = format!("{}/{rel}", db.config.name);
+        let entry = self
+            .inner
+            .fresh
+            .entry_by_ref(&key)
+            .or_try_insert_with(async { Ok((self.fetch(db, rel).await?, Tier::Upstream)) })
+            .await
+            .map_err(|e: Arc<SumdbError>| (*e).clone())?;
+        let fresh = entry.is_fresh();
+        let (body, tier) = entry.into_value();
+        Ok((body, if fresh { tier } else { Tier::Memory }))
+    }
+
+    /// Storage first; on a miss fetch, prove, and store write-once only what
+    /// is proven. A storage failure only costs a fetch, never the answer.
     async fn fetch_immutable(
         &self,
         db: &Db,
         path: &SumdbPath,
         rel: &str,
-    ) -> Result<(Bytes, Tier), SumdbError> {
+    ) -> Result<(Bytes, Tier, Proof), SumdbError> {
         let key = sparta_core::key::sumdb(&db.config.name, rel);
         match self.inner.store.get(&key).await {
-            Ok(Some(body)) => return Ok((body, Tier::Storage)),
+            Ok(Some(body)) => return Ok((body, Tier::Storage, Proof::Proven)),
             Ok(None) => {}
             Err(e) => {
                 warn!(key, error = %e, "checksum database file unreadable in storage, fetching")
             }
         }
         let body = self.fetch(db, rel).await?;
-        check_immutable(db, path, &body)?;
-        match self.inner.store.put_once(&key, body.clone()).await {
-            Ok(PutOutcome::Created | PutOutcome::AlreadyExists) => {}
-            Err(e) => warn!(key, error = %e, "could not store checksum database file"),
-        }
-        Ok((body, Tier::Upstream))
-    }
-
-    /// GET `<source>/<rel>` from each source in turn. Not found only when no
-    /// source failed otherwise; a failure of every source is Unavailable.
-    async fn fetch(&self, db: &Db, rel: &str) -> Result<Bytes, SumdbError> {
-        let mut failures = Vec::new();
-        let mut not_found = None;
-        for source in &db.config.sources {
-            let url = format!("{source}/{rel}");
-            match self.fetch_one(&url).await {
-                Ok(Some(body)) => return Ok(body),
-                Ok(None) => not_found = Some(url),
-                Err(e) => {
-                    debug!(url, error = %e, "checksum database source failed");
-                    failures.push(e);
-                }
+        let proof = self.prove(db, path, &body).await.inspect_err(|e| {
+            warn!(key, error = %e, "refused an unproven checksum database file");
+        })?;
+        if proof == Proof::Proven {
+            match self.inner.store.put_once(&key, body.clone()).await {
+                Ok(PutOutcome::Created | PutOutcome::AlreadyExists) => {}
+                Err(e) => warn!(key, error = %e, "could not store checksum database file"),
             }
         }
-        match not_found {
-            Some(url) if failures.is_empty() => {
-                Err(SumdbError::NotFound(format!("{url}: not found")))
-            }
-            _ => Err(SumdbError::Unavailable(failures.join("; "))),
-        }
-    }
-
-    async fn fetch_one(&self, url: &str) -> Result<Option<Bytes>, String> {
-        let mut resp = self
-            .inner
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
-        match resp.status().as_u16() {
-            200 => {}
-            404 | 410 => return Ok(None),
-            s => return Err(format!("{url}: status {s}")),
-        }
-        let mut body = BytesMut::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| format!("{url}: body incomplete: {}", error_chain(&e)))?
-        {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(format!("{url}: answer larger than {MAX_BODY} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Some(body.freeze()))
-    }
-}
-
-/// What must hold before a file is stored for good: a lookup carries a tree
-/// head signed by the database, a hash tile has exactly its width in hashes.
-fn check_immutable(db: &Db, path: &SumdbPath, body: &[u8]) -> Result<(), SumdbError> {
-    match path {
-        SumdbPath::Lookup(m, v) => {
-            let record = Record::parse(body)?;
-            Tree::parse(db.verifier.open(record.signed_tree)?)?;
-            let prefix = format!("{m} {v} ");
-            if !String::from_utf8_lossy(record.text)
-                .lines()
-                .any(|l| l.starts_with(&prefix))
-            {
-                return Err(SumdbError::Invalid(format!(
-                    "checksum database {} answered the lookup of {m}@{v} with another module's record",
-                    db.config.name
-                )));
-            }
-            Ok(())
-        }
-        SumdbPath::Tile(t) if t.level.is_some() && body.len() != t.hash_bytes() => {
-            Err(SumdbError::Invalid(format!(
-                "checksum database {} served {} with {} bytes, want {}",
-                db.config.name,
-                t.path(),
-                body.len(),
-                t.hash_bytes()
-            )))
-        }
-        _ => Ok(()),
+        Ok((body, Tier::Upstream, proof))
     }
 }
 
@@ -609,16 +497,7 @@ fn upstream_sources(name: &str, upstreams: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_proof;

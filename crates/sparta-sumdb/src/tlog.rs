@@ -271,20 +271,86 @@ pub fn root_with_leaf(
     leaf: Hash,
     src: &mut impl StoredHashes,
 ) -> Result<Hash, SumdbError> {
-    if hi - lo == 1 {
-        return Ok(leaf);
+    root_with_node(lo, hi, 0, index, leaf, src)
+}
+
+/// Root of the tree over [lo, hi) given the hash of the complete subtree at
+/// (`level`, `index`) and the other subtrees from `src`: equal to the signed
+/// root only if that subtree is in the tree with that hash. Every aligned
+/// complete subtree inside the tree is one of its nodes, so this is an
+/// inclusion proof for a whole tile's worth of hashes at once.
+pub fn root_with_node(
+    lo: u64,
+    hi: u64,
+    level: u32,
+    index: u64,
+    node: Hash,
+    src: &mut impl StoredHashes,
+) -> Result<Hash, SumdbError> {
+    let outside = || SumdbError::Invalid("subtree is outside the tree".into());
+    if level >= 63 {
+        return Err(outside());
+    }
+    let start = index
+        .checked_shl(level)
+        .filter(|s| s >> level == index)
+        .ok_or_else(outside)?;
+    let end = start.checked_add(1 << level).ok_or_else(outside)?;
+    if start < lo || end > hi {
+        return Err(outside());
+    }
+    if start == lo && end == hi {
+        return Ok(node);
+    }
+    if hi - lo <= 1 << level {
+        return Err(outside());
     }
     let k = split_point(hi - lo);
-    if index < lo + k {
-        let left = root_with_leaf(lo, lo + k, index, leaf, src)?;
+    if end <= lo + k {
+        let left = root_with_node(lo, lo + k, level, index, node, src)?;
         Ok(node_hash(&left, &range_hash(lo + k, hi, src)?))
     } else {
         let left = range_hash(lo, lo + k, src)?;
         Ok(node_hash(
             &left,
-            &root_with_leaf(lo + k, hi, index, leaf, src)?,
+            &root_with_node(lo + k, hi, level, index, node, src)?,
         ))
     }
+}
+
+/// The tiles holding what [`root_with_node`] needs for (`level`, `index`) in a
+/// tree of `size` records.
+pub fn node_proof_tiles(
+    h: u32,
+    level: u32,
+    index: u64,
+    size: u64,
+) -> Result<Vec<Tile>, SumdbError> {
+    let mut needed = Needed::default();
+    root_with_node(0, size, level, index, [0; 32], &mut needed)?;
+    Ok(tiles_of(h, &needed, size))
+}
+
+/// The record hashes of a full data tile: its records are the formatted
+/// lookup texts without their id line, each ending in a blank line.
+pub fn data_tile_hashes(tile: &Tile, data: &[u8]) -> Result<Vec<u8>, SumdbError> {
+    let bad = || SumdbError::Invalid(format!("malformed data tile {}", tile.path()));
+    let mut out = Vec::with_capacity(tile.hash_bytes());
+    let mut rest = data;
+    while !rest.is_empty() {
+        let end = rest.windows(2).position(|w| w == b"\n\n").ok_or_else(bad)?;
+        let text = &rest[..end + 1];
+        let ok = std::str::from_utf8(text).is_ok_and(|s| !s.chars().any(|c| c < ' ' && c != '\n'));
+        if !ok || out.len() >= tile.hash_bytes() {
+            return Err(bad());
+        }
+        out.extend_from_slice(&record_hash(text));
+        rest = &rest[end + 2..];
+    }
+    if out.len() != tile.hash_bytes() {
+        return Err(bad());
+    }
+    Ok(out)
 }
 
 /// Records which stored hashes a computation asks for (a dry run).
@@ -326,8 +392,10 @@ impl StoredHashes for FromTiles<'_> {
 /// The tiles holding what an inclusion proof of `index` in a tree of `size`
 /// needs.
 pub fn proof_tiles(h: u32, index: u64, size: u64) -> Result<Vec<Tile>, SumdbError> {
-    let mut needed = Needed::default();
-    root_with_leaf(0, size, index, [0; 32], &mut needed)?;
+    node_proof_tiles(h, 0, index, size)
+}
+
+fn tiles_of(h: u32, needed: &Needed, size: u64) -> Vec<Tile> {
     let mut tiles: Vec<Tile> = needed
         .0
         .iter()
@@ -335,5 +403,5 @@ pub fn proof_tiles(h: u32, index: u64, size: u64) -> Result<Vec<Tile>, SumdbErro
         .collect();
     tiles.sort_by_key(|t| (t.level, t.n));
     tiles.dedup();
-    Ok(tiles)
+    tiles
 }

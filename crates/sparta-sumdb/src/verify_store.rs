@@ -33,13 +33,17 @@ pub struct VerifyReport {
     pub verified: usize,
     /// Skipped by a nosumdb pattern or with verification off.
     pub skipped: usize,
+    /// Failures that are the database's fault (answers failing their proof):
+    /// reported, never deleted.
+    pub unchecked: usize,
     pub failures: Vec<VerifyFailure>,
 }
 
 /// Walks the store and re-checks every stored zip and go.mod against the
 /// database; with `delete`, removes each object that fails. Fails closed: an
-/// unreachable or misbehaving database stops the run (nothing is judged or
-/// deleted on its word), whatever fail-open says.
+/// unreachable database or a failing store stops the run, whatever fail-open
+/// says; a database answer that fails its proof fails that object only (kept,
+/// never deleted on that word) and the run goes on.
 pub async fn verify_store(
     store: &Store,
     sumdb: &Sumdb,
@@ -85,12 +89,20 @@ pub async fn verify_store(
                     Err(e @ (SumdbError::Mismatch { .. } | SumdbError::NotFound(_))) => {
                         Some(e.to_string())
                     }
-                    // The database's or the store's fault: judge nothing on it.
+                    // A database answer for this object that fails its
+                    // proof: the database's fault, so the object is kept,
+                    // reported, and the run goes on to the next one.
+                    Err(e @ SumdbError::Invalid(_)) => {
+                        report.unchecked += 1;
+                        Some(format!("checksum database could not check it: {e}"))
+                    }
+                    // Unreachable database or failing store: judge nothing.
                     Err(e) => return Err(e),
                 },
             }
         };
         if let Some(reason) = failure {
+            let delete = delete && !reason.starts_with("checksum database could not check");
             if delete {
                 store.delete(&key).await.map_err(storage)?;
             }

@@ -305,12 +305,14 @@ async fn proxy_relays_byte_for_byte_and_serves_immutables_from_storage() {
         raw.insert(path, (ctype, Bytes::from(body)));
     }
     w.db.reset().await;
+    // Mutable files first: proving a lookup or a full tile fetches `latest`
+    // and the tiles beside it, and they would then come from memory.
     for (path, immutable) in [
-        (lookup, true),
-        (full, true),
         (partial, false),
         ("latest", false),
+        (full, true),
         (data, true),
+        (lookup, true),
     ] {
         let (ctype, body) = &raw[path];
         let got = s.proxy(NAME, path).await.unwrap();

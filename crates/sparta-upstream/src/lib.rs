@@ -4,6 +4,17 @@
 //! always tries the next proxy; after any other failure it tries the next one
 //! only when the separator after the failed proxy was `|`. Only whole, checked
 //! bodies come out: a truncated body or a timeout is an error, never data.
+//!
+//! Limits (docs/CONTRACTS.md lists them): redirects are never followed (a 3xx
+//! is a failure); a body that sends nothing for the idle timeout fails; a zip
+//! fetch is bounded by the fetch timeout as a whole, a small file by the
+//! shorter of that and [`SMALL_FETCH_TIMEOUT`]; an error body is read at most
+//! [`client::ERROR_BODY_LIMIT`] bytes deep; a 429 or 503 with a
+//! `Retry-After` of at most `retry_after_max` is retried once on the same
+//! proxy after that wait, otherwise it is a failure like any other.
+
+pub mod answers;
+pub mod client;
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +23,11 @@ use futures::StreamExt;
 use sparta_core::proxylist::{Fallthrough, ProxyEntry};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tracing::debug;
+
+pub use client::{error_chain, http_client};
+
+/// Bound on one whole fetch of a small file (`.info`, `.mod`, list, latest).
+pub const SMALL_FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The one error type of the upstream layer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,10 +49,15 @@ pub enum UpstreamError {
 pub struct UpstreamConfig {
     /// The proxy list, in order.
     pub proxies: Vec<ProxyEntry>,
-    /// Limit for one whole fetch from one proxy, body included.
+    /// Limit for one whole fetch from one proxy, body included (zips; small
+    /// files use the shorter of this and [`SMALL_FETCH_TIMEOUT`]).
     pub timeout: Duration,
+    /// Longest wait for the next body chunk before the fetch fails.
+    pub idle_timeout: Duration,
     /// Limit for establishing a connection.
     pub connect_timeout: Duration,
+    /// Longest `Retry-After` waited for once after a 429 or 503.
+    pub retry_after_max: Duration,
 }
 
 /// An HTTP client for a list of upstream proxies.
@@ -45,21 +66,21 @@ pub struct Upstream {
     proxies: Vec<ProxyEntry>,
     client: reqwest::Client,
     timeout: Duration,
+    idle: Duration,
+    retry_after_max: Duration,
 }
 
 impl Upstream {
     /// Builds the client; fails only if the TLS stack cannot start.
     pub fn new(config: UpstreamConfig) -> Result<Self, UpstreamError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("sparta/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let client = http_client(config.connect_timeout)
             .map_err(|e| UpstreamError::Failed(format!("cannot build http client: {e}")))?;
         Ok(Upstream {
             proxies: config.proxies,
             client,
             timeout: config.timeout,
+            idle: config.idle_timeout,
+            retry_after_max: config.retry_after_max,
         })
     }
 
@@ -76,15 +97,15 @@ impl Upstream {
     /// bodies over `limit` bytes. `path` is an escaped proxy path without a
     /// leading slash, e.g. `github.com/!azure/x/@v/list`.
     pub async fn fetch_bytes(&self, path: &str, limit: u64) -> Result<Bytes, UpstreamError> {
-        self.walk(path, |proxy| async move {
+        let bound = self.timeout.min(SMALL_FETCH_TIMEOUT);
+        self.walk(path, bound, |proxy| async move {
             let url = format!("{}/{}", proxy.url, path);
             let mut buf = BytesMut::new();
             let started = Instant::now();
             let response = self.send(&url).await?;
             let expected = declared_length(&url, &response, limit)?;
             let mut body = response.bytes_stream();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| body_error(&url, &e))?;
+            while let Some(chunk) = self.next_chunk(&url, &mut body).await? {
                 if buf.len() as u64 + chunk.len() as u64 > limit {
                     return Err(UpstreamError::Failed(format!(
                         "{url}: body is over the {limit}-byte limit"
@@ -110,7 +131,7 @@ impl Upstream {
     ) -> Result<u64, UpstreamError> {
         // The closure borrows `file` mutably per attempt; attempts never overlap.
         let file = tokio::sync::Mutex::new(file);
-        self.walk(path, |proxy| {
+        self.walk(path, self.timeout, |proxy| {
             let file = &file;
             async move {
                 let url = format!("{}/{}", proxy.url, path);
@@ -120,8 +141,7 @@ impl Upstream {
                 let expected = declared_length(&url, &response, limit)?;
                 let mut written: u64 = 0;
                 let mut body = response.bytes_stream();
-                while let Some(chunk) = body.next().await {
-                    let chunk = chunk.map_err(|e| body_error(&url, &e))?;
+                while let Some(chunk) = self.next_chunk(&url, &mut body).await? {
                     written += chunk.len() as u64;
                     if written > limit {
                         return Err(UpstreamError::Failed(format!(
@@ -143,8 +163,31 @@ impl Upstream {
     }
 
     /// Runs `attempt` against each proxy in turn, following GOPROXY fallthrough
-    /// rules, each attempt bounded by the fetch timeout.
-    async fn walk<'a, T, F, Fut>(&'a self, path: &str, attempt: F) -> Result<T, UpstreamError>
+    /// The next body chunk, failing after the idle timeout without one.
+    async fn next_chunk(
+        &self,
+        url: &str,
+        body: &mut (impl futures::Stream<Item = reqwest::Result<Bytes>> + Unpin),
+    ) -> Result<Option<Bytes>, UpstreamError> {
+        match tokio::time::timeout(self.idle, body.next()).await {
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+            Ok(Some(Err(e))) => Err(body_error(url, &e)),
+            Err(_) => Err(UpstreamError::Timeout(format!(
+                "{url}: body stalled, nothing for {:?}",
+                self.idle
+            ))),
+        }
+    }
+
+    /// Runs `attempt` against each proxy in turn, following GOPROXY fallthrough
+    /// rules, each attempt bounded by `bound`.
+    async fn walk<'a, T, F, Fut>(
+        &'a self,
+        path: &str,
+        bound: Duration,
+        attempt: F,
+    ) -> Result<T, UpstreamError>
     where
         F: Fn(&'a ProxyEntry) -> Fut,
         Fut: std::future::Future<Output = Result<T, UpstreamError>>,
@@ -154,11 +197,11 @@ impl Upstream {
             reason: format!("not found: {path}"),
         };
         for proxy in &self.proxies {
-            let result = match tokio::time::timeout(self.timeout, attempt(proxy)).await {
+            let result = match tokio::time::timeout(bound, attempt(proxy)).await {
                 Ok(result) => result,
                 Err(_) => Err(UpstreamError::Timeout(format!(
-                    "{}/{path}: no complete answer within {:?}",
-                    proxy.url, self.timeout
+                    "{}/{path}: no complete answer within {bound:?}",
+                    proxy.url
                 ))),
             };
             match result {
@@ -178,35 +221,69 @@ impl Upstream {
     }
 
     /// Sends a GET and sorts the status: 2xx passes, 400/404/410 are not found,
-    /// anything else is a failure.
+    /// a 429 or 503 is retried once after a short enough `Retry-After`,
+    /// anything else (redirects included) is a failure.
     async fn send(&self, url: &str) -> Result<reqwest::Response, UpstreamError> {
-        let response = self.client.get(url).send().await.map_err(|e| {
-            if e.is_timeout() {
-                UpstreamError::Timeout(format!("{url}: {e}"))
-            } else {
-                UpstreamError::Failed(format!("{url}: {}", error_chain(&e)))
-            }
-        })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        match status.as_u16() {
-            400 | 404 | 410 => {
-                // Keep upstream's short reason: the go command shows it to users.
-                let text = response.text().await.unwrap_or_default();
-                let reason = text.lines().next().unwrap_or("").trim().to_owned();
-                let reason = if reason.is_empty() {
-                    format!("not found: {url}")
+        let mut retried = false;
+        loop {
+            let response = self.client.get(url).send().await.map_err(|e| {
+                if e.is_timeout() {
+                    UpstreamError::Timeout(format!("{url}: {e}"))
                 } else {
-                    reason.chars().take(512).collect()
-                };
-                Err(UpstreamError::NotFound {
-                    status: if status.as_u16() == 410 { 410 } else { 404 },
-                    reason,
-                })
+                    UpstreamError::Failed(format!("{url}: {}", error_chain(&e)))
+                }
+            })?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
             }
-            code => Err(UpstreamError::Failed(format!("{url}: status {code}"))),
+            let code = status.as_u16();
+            if status.is_redirection() {
+                return Err(UpstreamError::Failed(format!(
+                    "{url}: status {code}: redirects are not followed"
+                )));
+            }
+            if matches!(code, 429 | 503) {
+                let wait = client::retry_after(&response);
+                match wait {
+                    Some(wait) if !retried && wait <= self.retry_after_max => {
+                        drop(response);
+                        debug!(
+                            url,
+                            wait_ms = wait.as_millis() as u64,
+                            code,
+                            "upstream asks to retry later"
+                        );
+                        tokio::time::sleep(wait).await;
+                        retried = true;
+                        continue;
+                    }
+                    Some(wait) => {
+                        return Err(UpstreamError::Failed(format!(
+                            "{url}: status {code}, retry after {}s",
+                            wait.as_secs()
+                        )));
+                    }
+                    None => return Err(UpstreamError::Failed(format!("{url}: status {code}"))),
+                }
+            }
+            return match code {
+                400 | 404 | 410 => {
+                    // Keep upstream's short reason: the go command shows it to users.
+                    let body = client::bounded_error_body(response, self.idle).await;
+                    let reason = client::reason_line(&body);
+                    let reason = if reason.is_empty() {
+                        format!("not found: {url}")
+                    } else {
+                        reason
+                    };
+                    Err(UpstreamError::NotFound {
+                        status: if code == 410 { 410 } else { 404 },
+                        reason,
+                    })
+                }
+                code => Err(UpstreamError::Failed(format!("{url}: status {code}"))),
+            };
         }
     }
 }
@@ -247,16 +324,4 @@ async fn reset_file(file: &mut tokio::fs::File) -> Result<(), UpstreamError> {
     file.set_len(0).await.map_err(io)?;
     file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
     Ok(())
-}
-
-/// Formats an error with its sources, which reqwest keeps out of `Display`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

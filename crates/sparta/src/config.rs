@@ -50,10 +50,15 @@ pub struct Settings {
     #[serde(with = "values::duration")]
     pub negative_ttl: Duration,
 
-    /// Limit for one whole upstream fetch, body included.
-    #[arg(long, default_value = "120s", value_parser = values::parse_duration)]
+    /// Limit for one whole upstream fetch of a zip, body included; small files get at most 2m of it.
+    #[arg(long, default_value = "30m", value_parser = values::parse_duration)]
     #[serde(with = "values::duration")]
     pub upstream_timeout: Duration,
+
+    /// An upstream body that sends nothing for this long fails.
+    #[arg(long, default_value = "30s", value_parser = values::parse_duration)]
+    #[serde(with = "values::duration")]
+    pub upstream_idle_timeout: Duration,
 
     /// Directory where zips are spooled while checked [default: the system temp dir].
     #[arg(long)]

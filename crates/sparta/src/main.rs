@@ -4,6 +4,7 @@ mod access;
 mod config;
 mod logsink;
 mod storage_cmd;
+mod sweep;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -148,7 +149,10 @@ fn init_logging(format: LogFormat) -> logsink::FlushGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPARTA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = logsink::batched(std::io::stderr());
+    let dropped = logsink::DROPPED
+        .get_or_init(logsink::dropped_counter)
+        .clone();
+    let (writer, guard) = logsink::batched(std::io::stderr(), format == LogFormat::Json, dropped);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
@@ -164,6 +168,11 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     let store = Store::open(&settings.storage, &settings.s3())
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
+    // In the background: a big backlog must not delay readiness.
+    tokio::spawn({
+        let (store, dir) = (store.clone(), settings.spool_dir());
+        async move { sweep::at_start(&store, &dir).await }
+    });
 
     // Leases coordinate fetches across replicas that share a store, and only
     // where it refuses a second create of the same key; otherwise each
@@ -205,6 +214,9 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
     let sumdb = Sumdb::new(sumdb_config, store.clone())?;
     let metrics = Metrics::new();
     let sources = sources(&settings, &metrics)?;
+    if let Some(dropped) = logsink::DROPPED.get() {
+        metrics.register(Box::new(dropped.clone()));
+    }
     let holder = format!("{}-{}", hostname(), std::process::id());
     let proxy = Proxy::new(
         store.clone(),
@@ -319,6 +331,7 @@ fn sources(settings: &Settings, metrics: &Metrics) -> Result<sparta_server::Sour
     };
     let origins = sparta_server::Origins {
         upstream_timeout: settings.upstream_timeout,
+        upstream_idle_timeout: settings.upstream_idle_timeout,
         connect_timeout: std::time::Duration::from_secs(10),
         direct,
     };

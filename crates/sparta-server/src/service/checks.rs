@@ -112,9 +112,9 @@ pub(super) fn check_gomod(
 
 pub(super) fn check_mutable(kind: Kind, body: &[u8]) -> Result<(), ProxyError> {
     match kind {
-        Kind::List => std::str::from_utf8(body)
-            .map(|_| ())
-            .map_err(|_| ProxyError::Upstream("upstream list is not UTF-8".to_owned())),
+        // Only canonical versions, one per line: anything else is an
+        // upstream failing (an error page, a redirect target's answer).
+        Kind::List => sparta_upstream::answers::check_list(body).map_err(ProxyError::from),
         _ => {
             let value: serde_json::Value = serde_json::from_slice(body)
                 .map_err(|e| ProxyError::Upstream(format!("upstream answer is not JSON: {e}")))?;

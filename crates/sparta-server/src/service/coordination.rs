@@ -30,7 +30,9 @@ impl Proxy {
             return fetch().await.map(Some);
         };
         let lease_key = key::lease(module, version, file);
-        let deadline = Instant::now() + ttl * 4;
+        // Bounds the wait only if the holder stops renewing without
+        // releasing; a live holder renews every ttl/3 (see LeaseGuard).
+        let mut deadline = Instant::now() + ttl * 4;
         let mut pause = Duration::from_millis(50);
         loop {
             let acquired = self
@@ -40,6 +42,13 @@ impl Proxy {
                 .await;
             match acquired {
                 Ok(Some(lease)) => {
+                    // Renewed while the fetch runs, so a long fetch keeps it.
+                    let failures = self.inner.metrics.lease_renewal_failures.clone();
+                    let guard = self.inner.store.hold_lease(
+                        lease,
+                        ttl,
+                        std::sync::Arc::new(move || failures.inc()),
+                    );
                     // The previous holder may have stored it and let go
                     // between our storage miss and this lease.
                     let result = match self.timed_head(storage_key).await {
@@ -49,15 +58,15 @@ impl Proxy {
                     // The file is stored (or failed): whoever waits on the
                     // lease checks storage first, so the release need not
                     // delay this answer.
-                    let store = self.inner.store.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = store.release_lease(&lease).await {
+                        if let Err(e) = guard.release().await {
                             warn!(key = %lease_key, error = %e, "could not release lease");
                         }
                     });
                     return result;
                 }
-                Ok(None) => {}
+                // Held by a live replica: its renewals keep us waiting.
+                Ok(None) => deadline = deadline.max(Instant::now() + ttl),
                 Err(e) => {
                     // A lease is an optimisation: without one, fetch anyway.
                     warn!(key = %lease_key, error = %e, "lease unavailable, fetching without it");

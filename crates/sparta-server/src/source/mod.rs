@@ -105,6 +105,8 @@ pub trait SourceFactory {
 pub struct Origins {
     /// Limit for one whole upstream fetch.
     pub upstream_timeout: Duration,
+    /// Longest silence between upstream body chunks.
+    pub upstream_idle_timeout: Duration,
     /// Limit for connecting to an upstream.
     pub connect_timeout: Duration,
     /// The VCS fetcher, when `direct` appears anywhere.
@@ -116,7 +118,9 @@ impl SourceFactory for Origins {
         let upstream = Upstream::new(UpstreamConfig {
             proxies,
             timeout: self.upstream_timeout,
+            idle_timeout: self.upstream_idle_timeout,
             connect_timeout: self.connect_timeout,
+            retry_after_max: Duration::from_secs(10),
         })
         .map_err(|e| e.to_string())?;
         Ok(Arc::new(UpstreamSource(upstream)))

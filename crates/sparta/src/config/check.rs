@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Leases, Settings};
+use super::Settings;
 
 /// Fills environment-derived defaults, normalizes, and refuses settings that
 /// cannot work; returns warnings for ones that work badly.
@@ -30,18 +30,12 @@ pub(super) fn finish(
 
     for (name, d) in [
         ("upstream_timeout", s.upstream_timeout),
+        ("upstream_idle_timeout", s.upstream_idle_timeout),
         ("lease_ttl", s.lease_ttl),
     ] {
         if d.is_zero() {
             bail!("{name} must be longer than zero");
         }
-    }
-    if s.leases != Leases::Off && s.lease_ttl < s.upstream_timeout {
-        warnings.push(format!(
-            "lease_ttl ({}) is shorter than upstream_timeout ({}): unless the lease is renewed, a slow fetch may be repeated by another replica",
-            humantime::format_duration(s.lease_ttl),
-            humantime::format_duration(s.upstream_timeout),
-        ));
     }
     let is_s3 = s.storage.starts_with("s3://");
     if !is_s3 && (s.s3_endpoint.is_some() || s.s3_region.is_some() || s.s3_path_style) {
