@@ -35,27 +35,26 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
         F: Future<Output = Result<V, ProxyError>> + Send + 'static,
     {
         let (flight, joined) = {
-            let mut table = self.table.lock().expect("flight table poisoned");
+            let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
             match table.get(key) {
                 Some(flight) => (flight.clone(), true),
                 None => {
-                    let this = Arc::clone(self);
-                    let owned_key = key.to_owned();
+                    let guard = Release {
+                        flights: Arc::clone(self),
+                        key: key.to_owned(),
+                    };
                     let task = tokio::spawn(async move {
                         let result = work.await;
                         // Removed before waiters see the result: a request that
                         // arrives later starts afresh and finds what was stored.
-                        this.table
-                            .lock()
-                            .expect("flight table poisoned")
-                            .remove(&owned_key);
+                        // The guard also removes it when the work panics.
+                        drop(guard);
                         result
                     });
                     let flight: Flight<V> = async move {
                         task.await.unwrap_or_else(|e| {
-                            Err(ProxyError::Upstream(format!(
-                                "internal error: fetch task failed: {e}"
-                            )))
+                            tracing::error!(error = %e, "shared fetch task failed");
+                            Err(ProxyError::Upstream(format!("fetch task failed: {e}")))
                         })
                     }
                     .boxed()
@@ -70,12 +69,30 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
 
     /// Number of keys with work under way.
     pub fn len(&self) -> usize {
-        self.table.lock().expect("flight table poisoned").len()
+        self.table.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Whether no work is under way.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Removes a key from the table when its work ends, however it ends: done,
+/// panicked, or aborted (the task is dropped and so is the guard).
+struct Release<V: Clone + Send + Sync + 'static> {
+    flights: Arc<Flights<V>>,
+    key: String,
+}
+
+impl<V: Clone + Send + Sync + 'static> Drop for Release<V> {
+    fn drop(&mut self) {
+        // A poisoned lock still holds a usable table; never panic in a drop.
+        let mut table = match self.flights.table.lock() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        table.remove(&self.key);
     }
 }
 
@@ -137,5 +154,55 @@ mod tests {
         assert!(joined, "the second caller joins the first caller's work");
         assert_eq!(v, Ok(1));
         assert_eq!(done.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_fetch_releases_its_key() {
+        let flights: Arc<Flights<u32>> = Arc::default();
+        let (v, _) = flights
+            .run("k", async {
+                if true {
+                    panic!("boom");
+                }
+                Ok(1)
+            })
+            .await;
+        assert!(matches!(v, Err(ProxyError::Upstream(_))), "{v:?}");
+        assert!(flights.is_empty(), "the key is released");
+        let (v, joined) = flights.run("k", async { Ok(2) }).await;
+        assert!(!joined);
+        assert_eq!(v, Ok(2), "the next caller runs afresh");
+    }
+
+    #[tokio::test]
+    async fn waiters_of_a_panicking_fetch_get_an_error() {
+        let flights: Arc<Flights<u32>> = Arc::default();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let first = {
+            let flights = Arc::clone(&flights);
+            tokio::spawn(async move {
+                flights
+                    .run("k", async move {
+                        let _ = rx.await;
+                        panic!("boom");
+                    })
+                    .await
+            })
+        };
+        while flights.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let second = {
+            let flights = Arc::clone(&flights);
+            tokio::spawn(async move { flights.run("k", async { Ok(9) }).await })
+        };
+        tokio::task::yield_now().await;
+        tx.send(()).unwrap();
+        let (a, _) = first.await.unwrap();
+        let (b, _) = second.await.unwrap();
+        assert!(a.is_err());
+        // The second caller either joined the failed run or ran afresh.
+        assert!(b.is_err() || b == Ok(9));
+        assert!(flights.is_empty());
     }
 }

@@ -43,7 +43,7 @@ impl RangeRequest {
     pub fn resolve(self, size: u64) -> Result<Range<u64>, ProxyError> {
         match self {
             RangeRequest::From { start, end } if start < size => {
-                let end = end.map_or(size, |e| (e + 1).min(size));
+                let end = end.map_or(size, |e| e.saturating_add(1).min(size));
                 Ok(start..end)
             }
             RangeRequest::Suffix(n) if n > 0 && size > 0 => Ok(size.saturating_sub(n)..size),
@@ -58,6 +58,14 @@ mod tests {
 
     #[test]
     fn ranges_parse_and_resolve() {
+        assert_eq!(
+            RangeRequest::parse("bytes=0-18446744073709551615")
+                .unwrap()
+                .resolve(1000)
+                .unwrap(),
+            0..1000,
+            "an end at u64::MAX does not overflow"
+        );
         let r = RangeRequest::parse("bytes=0-99").unwrap();
         assert_eq!(r.resolve(1000).unwrap(), 0..100);
         assert_eq!(
