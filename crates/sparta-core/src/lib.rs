@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod escape;
+pub mod glob;
 pub mod gomod;
 pub mod hash;
 pub mod key;

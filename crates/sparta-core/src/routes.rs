@@ -4,6 +4,7 @@
 //! modules no route matches take the default list (`--upstream`).
 
 use crate::CoreError;
+use crate::glob::GlobList;
 use crate::proxylist::{self, ListEntry};
 
 /// One route: the globs it matches and the list it sends modules to.
@@ -11,7 +12,7 @@ use crate::proxylist::{self, ListEntry};
 pub struct Route {
     /// The route as written, for logs and errors.
     pub spec: String,
-    globs: Vec<Glob>,
+    globs: GlobList,
     /// Where matching modules are fetched from.
     pub list: Vec<ListEntry>,
 }
@@ -23,7 +24,7 @@ impl Route {
         let (patterns, list) = spec.split_once('=').ok_or_else(|| {
             invalid("expected pattern=list, e.g. git.corp.example.com/*=direct".into())
         })?;
-        let globs = parse_globs(patterns).map_err(invalid)?;
+        let globs = GlobList::parse(patterns).map_err(invalid)?;
         if globs.is_empty() {
             return Err(invalid("no pattern before '='".into()));
         }
@@ -37,7 +38,7 @@ impl Route {
 
     /// Whether a glob of this route matches a leading run of `path`'s elements.
     pub fn matches(&self, path: &str) -> bool {
-        self.globs.iter().any(|g| g.matches_prefix(path))
+        self.globs.matches(path)
     }
 
     /// A route to `direct` keeps its modules private: their paths never
@@ -77,138 +78,6 @@ impl Routes {
     /// Whether any route sends modules to `direct`.
     pub fn any_direct(&self) -> bool {
         self.routes.iter().any(Route::is_private)
-    }
-}
-
-/// Parses a comma-separated glob list, skipping empty entries and trailing
-/// slashes as the go command does.
-fn parse_globs(list: &str) -> Result<Vec<Glob>, String> {
-    let mut globs = Vec::new();
-    for glob in list.split(',') {
-        let glob = glob.trim();
-        let glob = glob.strip_suffix('/').unwrap_or(glob);
-        if !glob.is_empty() {
-            globs.push(Glob::parse(glob)?);
-        }
-    }
-    Ok(globs)
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Token {
-    Char(char),
-    AnyChar,
-    Star,
-    Class {
-        negated: bool,
-        ranges: Vec<(char, char)>,
-    },
-}
-
-/// One glob with `path.Match` semantics: `*` and `?` never match `/`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Glob {
-    tokens: Vec<Token>,
-    /// Slashes in the glob: it is matched against that many + 1 elements.
-    slashes: usize,
-}
-
-impl Glob {
-    fn parse(glob: &str) -> Result<Glob, String> {
-        let bad = || format!("malformed pattern {glob:?}");
-        let mut chars = glob.chars().peekable();
-        let mut tokens = Vec::new();
-        while let Some(c) = chars.next() {
-            tokens.push(match c {
-                '*' => Token::Star,
-                '?' => Token::AnyChar,
-                '\\' => Token::Char(chars.next().ok_or_else(bad)?),
-                '[' => {
-                    let negated = chars.next_if_eq(&'^').is_some();
-                    let mut ranges = Vec::new();
-                    loop {
-                        if !ranges.is_empty() && chars.next_if_eq(&']').is_some() {
-                            break;
-                        }
-                        let lo = class_char(&mut chars).ok_or_else(bad)?;
-                        let hi = if chars.next_if_eq(&'-').is_some() {
-                            class_char(&mut chars).ok_or_else(bad)?
-                        } else {
-                            lo
-                        };
-                        if hi < lo {
-                            return Err(bad());
-                        }
-                        ranges.push((lo, hi));
-                    }
-                    Token::Class { negated, ranges }
-                }
-                c => Token::Char(c),
-            });
-        }
-        let slashes = glob.matches('/').count();
-        Ok(Glob { tokens, slashes })
-    }
-
-    /// Matches the glob against the first `slashes + 1` elements of `path`,
-    /// as `module.MatchPrefixPatterns` does; a shorter path never matches.
-    fn matches_prefix(&self, path: &str) -> bool {
-        let mut remaining = self.slashes;
-        let mut prefix = path;
-        for (i, b) in path.bytes().enumerate() {
-            if b == b'/' {
-                if remaining == 0 {
-                    prefix = &path[..i];
-                    break;
-                }
-                remaining -= 1;
-            }
-        }
-        if remaining > 0 {
-            return false;
-        }
-        let name: Vec<char> = prefix.chars().collect();
-        match_tokens(&self.tokens, &name)
-    }
-}
-
-fn class_char(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<char> {
-    match chars.next()? {
-        '\\' => chars.next(),
-        ']' | '-' => None,
-        c => Some(c),
-    }
-}
-
-fn match_tokens(tokens: &[Token], name: &[char]) -> bool {
-    match tokens.split_first() {
-        None => name.is_empty(),
-        Some((Token::Star, rest)) => {
-            // `*` takes any run of non-slash characters.
-            for i in 0..=name.len() {
-                if match_tokens(rest, &name[i..]) {
-                    return true;
-                }
-                if name.get(i) == Some(&'/') {
-                    break;
-                }
-            }
-            false
-        }
-        Some((token, rest)) => {
-            let Some((&c, tail)) = name.split_first() else {
-                return false;
-            };
-            let ok = match token {
-                Token::Char(want) => c == *want,
-                Token::AnyChar => c != '/',
-                Token::Class { negated, ranges } => {
-                    c != '/' && ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
-                }
-                Token::Star => unreachable!("handled above"),
-            };
-            ok && match_tokens(rest, tail)
-        }
     }
 }
 
