@@ -589,7 +589,7 @@ if [ "$LIVE" = 1 ]; then
   fi
 fi
 
-# ================================================================= table ===
+# ====================================================== table helpers ===
 yes_no() { awk "BEGIN {exit !($1)}" 2>/dev/null && echo yes || echo "**no**"; }
 ratio() { awk "BEGIN {if (($2)+0 == 0) print \"nan\"; else printf \"%.2f\", ($1)/($2)}"; }
 num_ok() { [[ $1 =~ ^[0-9.]+$ ]]; }
@@ -605,6 +605,24 @@ met_ratio() { # ratio op limit
 }
 
 fmt2() { if [[ $1 =~ ^[0-9.]+$ ]]; then calc "$1" 2; else echo nan; fi; }
+# ============================================================ sections ===
+# Each bench/sections/*.sh is sourced here, in name order, with everything
+# above in scope (log, check_ok/check_fail, start_fixture, start_sparta, $BT,
+# $WORK, ...). A section measures its own figures and adds table rows with
+#   extra_row "<#>" "<figure>" "<sparta>" "<baseline>" "<ratio>" "<target>" "<met>"
+# BENCH_SECTIONS=a,b runs only the sections whose file names (without .sh) are listed.
+EXTRA_ROWS=()
+extra_row() { EXTRA_ROWS+=("$(target_row "$@")"); }
+for section in "$BENCH"/sections/*.sh; do
+  [ -e "$section" ] || continue
+  name=$(basename "$section" .sh)
+  if [ -n "${BENCH_SECTIONS:-}" ] && [[ ",$BENCH_SECTIONS," != *",$name,"* ]]; then continue; fi
+  log "section $name"
+  # shellcheck source=/dev/null
+  source "$section"
+done
+
+# ================================================================= table ===
 SMALL_RATIO=$(fmt2 "$(round_ratio req "$WORK/small-sparta.txt" "$WORK/small-nginx.txt")")
 ZIP_RATIO=$(fmt2 "$(round_ratio mb "$WORK/zip-sparta.txt" "$WORK/zip-nginx-on.txt" "$WORK/zip-nginx-off.txt")")
 COLD_RATIO=$(ratio "$G_COLD" "$G_DIRECT")
@@ -636,6 +654,7 @@ TABLE=$(
     target_row "7" "live graph of $LIVE_MODULE, cold (s)" "$L_COLD" "direct $L_DIRECT" "$(ratio "$L_COLD" "$L_DIRECT")" "" ""
     target_row "7" "live graph, warm (s)" "$L_WARM" "direct $L_DIRECT" "$(ratio "$L_WARM" "$L_DIRECT")" "" ""
   fi
+  [ "${#EXTRA_ROWS[@]}" = 0 ] || printf '%s\n' "${EXTRA_ROWS[@]}"
 )
 CHECK_TABLE=$(
   echo "| check | result | detail |"
