@@ -17,4 +17,5 @@ mod http;
 mod live;
 mod mount;
 mod storage_init;
+mod traces;
 mod version;

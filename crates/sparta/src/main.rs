@@ -7,6 +7,7 @@ mod logsink;
 mod progress;
 mod storage_cmd;
 mod sweep;
+mod telemetry;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -18,6 +19,10 @@ use sparta_server::{AppState, Coordination, Metrics, Proxy, ServiceConfig};
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
 use tracing::{info, warn};
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::layer::{Layered, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{Leases, Loaded, LogFormat, ServeArgs, Settings};
 
@@ -71,11 +76,24 @@ fn main() -> Result<()> {
         Command::Serve(args) => {
             let started = Instant::now();
             let loaded = load(&args)?;
-            let _logs = init_logging(loaded.settings.log_format);
+            let traces = telemetry::init()?;
+            let (telemetry, traces) = match traces {
+                Some((t, layer)) => (Some(t), Some(layer)),
+                None => (None, None),
+            };
+            let _logs = init_logging(loaded.settings.log_format, traces);
             for w in &loaded.warnings {
                 warn!("{w}");
             }
-            runtime()?.block_on(serve(loaded.settings, started))
+            if telemetry.is_some() {
+                info!("exporting traces over OTLP");
+            }
+            let served = runtime()?.block_on(serve(loaded.settings, started));
+            // Outside the runtime: the exporter flushes with a blocking client.
+            if let Some(t) = telemetry {
+                t.shutdown();
+            }
+            served
         }
         Command::Config(args) => {
             let loaded = load(&args)?;
@@ -91,7 +109,10 @@ fn main() -> Result<()> {
         }
         Command::Verify { args, delete } => {
             let settings = load(&args)?.settings;
-            let logs = init_logging(settings.log_format);
+            let logs = init_logging(
+                settings.log_format,
+                None::<tracing_subscriber::layer::Identity>,
+            );
             let ok = runtime()?.block_on(verify(settings, delete))?;
             drop(logs);
             if !ok {
@@ -146,25 +167,41 @@ async fn verify(settings: Settings, delete: bool) -> Result<bool> {
 
 /// Logs go through a background thread that batches writes, so request
 /// logging costs a request a formatted line, not a write to stderr. Hold the
-/// guard until exit: dropping it flushes what is queued.
-fn init_logging(format: LogFormat) -> logsink::FlushGuard {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SPARTA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// guard until exit: dropping it flushes what is queued. `traces` is the
+/// OTLP export layer, when trace export is on.
+fn init_logging<L>(format: LogFormat, traces: Option<L>) -> logsink::FlushGuard
+where
+    L: Layer<Layered<Filtered<BoxedFmt, EnvFilter, Registry>, Registry>> + Send + Sync,
+{
+    let filter =
+        || EnvFilter::try_from_env("SPARTA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
     let dropped = logsink::DROPPED
         .get_or_init(logsink::dropped_counter)
         .clone();
     let (writer, guard) = logsink::batched(std::io::stderr(), format == LogFormat::Json, dropped);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(writer);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
+    // JSON lines keep their shape whether or not spans are being made.
+    let fmt: BoxedFmt = match format {
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter()))
+        .with(traces.map(|t| t.with_filter(filter())))
+        .init();
     guard
 }
+
+/// The log-line layer, boxed so text and JSON are one type.
+type BoxedFmt = Box<dyn Layer<Registry> + Send + Sync>;
 
 async fn serve(settings: Settings, started: Instant) -> Result<()> {
     let store = Store::open(&settings.storage, &settings.s3())
