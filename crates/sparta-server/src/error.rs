@@ -41,6 +41,8 @@ impl ProxyError {
             // so malformed requests are "not found", never 400.
             ProxyError::Invalid(_) => StatusCode::NOT_FOUND,
             ProxyError::NotFound { status: 410, .. } => StatusCode::GONE,
+            // `--download-mode ...=none:403`: stops the go command's `,` fallback.
+            ProxyError::NotFound { status: 403, .. } => StatusCode::FORBIDDEN,
             ProxyError::NotFound { .. } => StatusCode::NOT_FOUND,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
