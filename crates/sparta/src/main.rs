@@ -156,11 +156,10 @@ fn main() -> Result<()> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
+    // tokio's default 2 MiB worker stacks: the deep VCS futures are boxed
+    // (sparta_vcs::Vcs), so unoptimized builds fit in them too.
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // The VCS fetch paths poll deep futures; unoptimized builds overflow
-        // tokio's default 2 MiB worker stack on them.
-        .thread_stack_size(8 << 20)
         .build()
         .context("cannot start the async runtime")
 }
