@@ -60,7 +60,7 @@ fn sorted_lines(text: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_from_gosum_then_build_offline() {
     let fx = Fixture::start(&["--large-size", "4KiB", "--wide", "64"]);
-    let db = SumdbFixture::start(&format!("{}/_fixture/sums", fx.url));
+    let db = SumdbFixture::start("sumdb.sparta.test", &format!("{}/_fixture/sums", fx.url));
     let sumdb_flag = db.sparta_flag();
 
     // The project's go.sum, made by the go command straight from the fixture.
@@ -124,8 +124,9 @@ async fn warm_from_gosum_then_build_offline() {
 
     // Nothing reachable any more.
     let upstream = fx.url.clone();
+    let verifier_key = db.verifier_key.clone();
     drop(fx);
-    db.stop();
+    drop(db);
     let sparta = Sparta::start(SpartaOptions::new(&upstream).with_dir(dir.clone()).args(&[
         "--network",
         "offline",
@@ -136,7 +137,7 @@ async fn warm_from_gosum_then_build_offline() {
     // An empty module cache, no go.sum: every hash comes from the checksum
     // database through Sparta, and must agree with the one made online.
     let mut go = GoEnv::new(&sparta.url);
-    go.set("GOSUMDB", &db.verifier_key);
+    go.set("GOSUMDB", &verifier_key);
     let offline_app = go.work().join("app");
     project(&offline_app);
     go.ok(&offline_app, &["mod", "tidy"]).await;

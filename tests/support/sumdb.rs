@@ -1,17 +1,16 @@
-//! The checksum-database fixture (`tests/sumdb-fixture`, Go): a signed tree
-//! over a fixture upstream's go.sum lines, serving the sumdb protocol and
-//! counting requests.
+//! The fixture checksum database (`tests/sumdb-fixture`, Go): a signed tree
+//! over the fixture upstream's go.sum lines, served on loopback.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{OnceLock, mpsc};
 use std::time::Duration;
 
-use crate::{go_exe, http_client, target_dir, wait_bounded, workspace_root};
+use crate::{go_exe, target_dir, wait_bounded, workspace_root};
 
-/// Builds the sumdb fixture once per test binary and returns its path.
+/// Builds the sumdb fixture once per test binary.
 pub fn sumdb_fixture_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -52,26 +51,20 @@ pub fn sumdb_fixture_bin() -> PathBuf {
 
 /// A running checksum database; killed on drop.
 pub struct SumdbFixture {
-    child: Mutex<Child>,
+    child: Child,
     _stdin: ChildStdin,
-    /// `name+hash+key`, what GOSUMDB and `--sumdb` take.
+    /// `name+hash+key`.
     pub verifier_key: String,
-    /// `http://127.0.0.1:PORT`: the database's own URL.
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`.
     pub url: String,
 }
 
 impl SumdbFixture {
-    /// Starts a database over the go.sum lines at `sums` (a file or an
-    /// http:// URL such as `<fixture>/_fixture/sums`).
-    pub fn start(sums: &str) -> SumdbFixture {
+    /// Starts a database over `sums_url` (e.g. the fixture's `/_fixture/sums`).
+    pub fn start(name: &str, sums_url: &str) -> SumdbFixture {
         let mut child = Command::new(sumdb_fixture_bin())
-            .args([
-                "-listen",
-                "127.0.0.1:0",
-                "-exit-on-stdin-eof",
-                "-sums",
-                sums,
-            ])
+            .args(["-name", name, "-sums", sums_url, "-exit-on-stdin-eof"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -88,49 +81,47 @@ impl SumdbFixture {
         });
         let (mut key, mut addr) = (None, None);
         while addr.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(120))
-                .expect("sumdb fixture did not print its address within 120s");
+            let Ok(line) = rx.recv_timeout(Duration::from_secs(120)) else {
+                let _ = child.kill();
+                panic!("sumdb fixture did not start within 120s");
+            };
             if let Some(k) = line.strip_prefix("verifier key ") {
                 key = Some(k.trim().to_owned());
             } else if let Some(a) = line.strip_prefix("listening on ") {
-                addr = Some(a.trim().to_owned());
+                addr = a.trim().parse::<SocketAddr>().ok();
             }
         }
+        let addr = addr.expect("address");
         SumdbFixture {
-            child: Mutex::new(child),
+            child,
             _stdin: stdin,
-            verifier_key: key.expect("sumdb fixture printed no verifier key"),
-            url: format!("http://{}", addr.expect("address")),
+            verifier_key: key.expect("the sumdb fixture prints its verifier key"),
+            addr,
+            url: format!("http://{addr}"),
         }
     }
 
-    /// `--sumdb` value naming this database at its own URL.
-    pub fn sparta_flag(&self) -> String {
-        format!("--sumdb={} {}", self.verifier_key, self.url)
-    }
-
-    /// Request counts by path.
-    pub async fn stats(&self) -> BTreeMap<String, u64> {
-        let resp = http_client()
+    /// Request counts by path (`/_sumdb/stats`).
+    pub async fn stats(&self) -> std::collections::BTreeMap<String, u64> {
+        crate::http_client()
             .get(format!("{}/_sumdb/stats", self.url))
             .send()
             .await
-            .expect("sumdb stats");
-        resp.json().await.expect("sumdb stats json")
+            .expect("sumdb stats")
+            .json()
+            .await
+            .expect("sumdb stats json")
     }
 
-    /// Stops the database: nothing answers at its address afterwards.
-    pub fn stop(&self) {
-        if let Ok(mut child) = self.child.lock() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    /// The `--sumdb` value for Sparta: this database, reached directly.
+    pub fn sparta_flag(&self) -> String {
+        format!("--sumdb={} {}", self.verifier_key, self.url)
     }
 }
 
 impl Drop for SumdbFixture {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
