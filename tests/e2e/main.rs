@@ -5,7 +5,9 @@
 mod access;
 mod access_nginx;
 mod aws_env;
+mod bundle;
 mod cached_only;
+mod catalog;
 mod counting;
 mod direct;
 mod direct_latest;
@@ -20,4 +22,5 @@ mod http;
 mod live;
 mod mount;
 mod storage_init;
+mod ui;
 mod version;
