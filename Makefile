@@ -43,6 +43,8 @@ tools: go-toolchain
 	@bash scripts/cloud-emulators.sh install
 	@bash scripts/install-deploy-tools.sh
 	@bash scripts/install-nginx.sh
+	@bash scripts/install-sshd.sh
+	@bash scripts/install-chromium.sh
 
 test: tools lint
 	$(CARGO) build -p sparta

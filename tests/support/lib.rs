@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub mod git;
 pub mod otlp;
+pub mod sumdb;
 pub mod tls;
 
 use sha2::{Digest, Sha256};
