@@ -14,12 +14,14 @@
 //! source's answer must look like, checksum verification), `metered` (timed,
 //! counted storage calls) and `range` (byte ranges of zips).
 
+mod background;
 mod checks;
 mod coordination;
 mod immutable;
 mod metered;
 mod mutable;
 mod range;
+mod stored;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,6 +68,10 @@ pub struct ServiceConfig {
     pub coordination: Coordination,
     /// Identifies this replica in leases.
     pub holder: String,
+    /// Whether misses may be fetched, and what a source failure answers.
+    pub network: sparta_core::network::NetworkMode,
+    /// Per-pattern download modes (`--download-mode`).
+    pub download_modes: sparta_core::download::DownloadModes,
 }
 
 /// What a metric calls each kind of answer.
@@ -90,7 +96,7 @@ impl Kind {
         Kind::Query,
     ];
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Kind::Info => "info",
             Kind::Mod => "mod",
@@ -122,6 +128,8 @@ struct Inner {
     /// `sparta_cache_lookups_total{tier="memory",result="hit"}` per kind,
     /// resolved once for the hot path.
     memory_hits: [IntCounter; 6],
+    /// Permits for `async` download mode's background fetches.
+    background: Arc<tokio::sync::Semaphore>,
     config: ServiceConfig,
 }
 
@@ -143,6 +151,12 @@ impl Proxy {
             Coordination::Local => "local",
         };
         metrics.lease_mode.with_label_values(&[mode]).set(1);
+        for network in sparta_core::network::NetworkMode::ALL {
+            metrics
+                .network_mode
+                .with_label_values(&[network.as_str()])
+                .set(i64::from(network == config.network));
+        }
         Proxy {
             inner: Arc::new(Inner {
                 cache: MemoryCache::new(config.cache_size, &metrics),
@@ -159,6 +173,7 @@ impl Proxy {
                         .with_label_values(&["memory", kind.label(), "hit"])
                 }),
                 metrics,
+                background: background::permits(),
                 config,
             }),
         }

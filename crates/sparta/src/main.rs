@@ -5,10 +5,11 @@ mod bundle;
 mod catalog_cmd;
 mod config;
 mod logsink;
-#[allow(dead_code)] // some of it serves `warm`, which lands separately
+#[allow(dead_code)] // not every user takes every report
 mod progress;
 mod storage_cmd;
 mod sweep;
+mod warm;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -50,6 +51,14 @@ enum Command {
         /// Delete the files that fail.
         #[arg(long)]
         delete: bool,
+    },
+    /// Pre-load module versions named in go.sum, go.mod, `go list -m -json all` output or
+    /// module@version lists into the store (or a running Sparta with --server); exit 1 on failures.
+    Warm {
+        #[command(flatten)]
+        args: ServeArgs,
+        #[command(flatten)]
+        warm: warm::WarmArgs,
     },
     /// Print the stored module versions (module, version, first stored).
     Catalog {
@@ -104,7 +113,7 @@ fn main() -> Result<()> {
         Command::Serve(args) => {
             let started = Instant::now();
             let loaded = load(&args)?;
-            let _logs = init_logging(loaded.settings.log_format);
+            let _logs = init_logging(loaded.settings.log_format, "info");
             for w in &loaded.warnings {
                 warn!("{w}");
             }
@@ -142,9 +151,26 @@ fn main() -> Result<()> {
         Command::Storage(StorageCommand::Init(args)) => {
             runtime()?.block_on(storage_cmd::init(args))
         }
+        Command::Warm { args, warm } => {
+            // Through a running server no store or source is opened here,
+            // so serve's settings (and their checks) do not apply.
+            let settings = match warm.server {
+                Some(_) => None,
+                None => Some(load(&args)?.settings),
+            };
+            let format = settings.as_ref().map_or(LogFormat::Text, |s| s.log_format);
+            // Warnings only: the progress report says what is going on.
+            let logs = init_logging(format, "warn");
+            let ok = runtime()?.block_on(warm::run(settings, warm))?;
+            drop(logs);
+            if !ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Verify { args, delete } => {
             let settings = load(&args)?.settings;
-            let logs = init_logging(settings.log_format);
+            let logs = init_logging(settings.log_format, "info");
             let ok = runtime()?.block_on(verify(settings, delete))?;
             drop(logs);
             if !ok {
@@ -249,9 +275,10 @@ async fn verify(settings: Settings, delete: bool) -> Result<bool> {
 /// Logs go through a background thread that batches writes, so request
 /// logging costs a request a formatted line, not a write to stderr. Hold the
 /// guard until exit: dropping it flushes what is queued.
-fn init_logging(format: LogFormat) -> logsink::FlushGuard {
+/// Logging to stderr at `SPARTA_LOG`, else at `default_level`.
+fn init_logging(format: LogFormat, default_level: &str) -> logsink::FlushGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPARTA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let ansi = std::io::stderr().is_terminal();
     let dropped = logsink::DROPPED
         .get_or_init(logsink::dropped_counter)
@@ -268,7 +295,18 @@ fn init_logging(format: LogFormat) -> logsink::FlushGuard {
     guard
 }
 
-async fn serve(settings: Settings, started: Instant) -> Result<()> {
+/// The proxy service as `serve` builds it, for `serve` and `warm`.
+pub(crate) struct Built {
+    pub store: Store,
+    pub proxy: Proxy,
+    pub metrics: Metrics,
+    pub coordination: Coordination,
+    pub databases: Vec<String>,
+}
+
+/// Opens the store and builds the service over it: leases, checksum
+/// databases, sources, the network mode.
+pub(crate) async fn build_service(settings: &Settings) -> Result<Built> {
     let store = Store::open(&settings.storage, &settings.s3())
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
@@ -317,11 +355,13 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         .collect();
     let sumdb = Sumdb::new(sumdb_config, store.clone())?;
     let metrics = Metrics::new();
-    let sources = sources(&settings, &metrics)?;
+    let sources = sources(settings, &metrics)?;
     if let Some(dropped) = logsink::DROPPED.get() {
         metrics.register(Box::new(dropped.clone()));
     }
     let holder = format!("{}-{}", hostname(), std::process::id());
+    let download_modes = sparta_core::download::DownloadModes::parse(&settings.download_mode)
+        .context("invalid --download-mode")?;
     let proxy = Proxy::new(
         store.clone(),
         sources,
@@ -334,8 +374,27 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
             spool_dir: settings.spool_dir(),
             coordination,
             holder,
+            network: settings.network.mode(),
+            download_modes,
         },
     );
+    Ok(Built {
+        store,
+        proxy,
+        metrics,
+        coordination,
+        databases,
+    })
+}
+
+async fn serve(settings: Settings, started: Instant) -> Result<()> {
+    let Built {
+        store,
+        proxy,
+        metrics,
+        coordination,
+        databases,
+    } = build_service(&settings).await?;
     let access_settings = settings.access()?;
     let (access, audit, audit_guard) = access::build(&access_settings, &metrics)?;
     let state = Arc::new(AppState {
@@ -345,6 +404,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         access,
         audit,
         admin_separate: access_settings.admin_listen.is_some(),
+        warm: Default::default(),
     });
     let listener = bind(settings.listen)
         .await
@@ -383,6 +443,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         upstream = %settings.upstream(),
         routes = settings.route.len(),
         coordination = ?coordination,
+        network = %settings.network.mode(),
         sumdb = ?databases,
         startup_ms = started.elapsed().as_millis() as u64,
         tls = tls.is_some(),
