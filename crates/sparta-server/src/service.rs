@@ -16,6 +16,8 @@
 
 mod checks;
 mod coordination;
+pub mod disk_tier;
+mod freshness;
 mod immutable;
 mod metered;
 mod mutable;
@@ -66,6 +68,8 @@ pub struct ServiceConfig {
     pub coordination: Coordination,
     /// Identifies this replica in leases.
     pub holder: String,
+    /// The local disk tier for zips, if configured.
+    pub disk_tier: Option<Arc<disk_tier::DiskTier>>,
 }
 
 /// What a metric calls each kind of answer.
