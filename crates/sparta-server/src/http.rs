@@ -21,6 +21,8 @@ use crate::metrics::{Metrics, RouteKind};
 use crate::service::{Kind, RangeRequest, ZIP};
 
 mod cached;
+mod catalog;
+mod ui;
 
 /// Cache policy for files that never change.
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
@@ -144,6 +146,17 @@ pub(crate) async fn dispatch(state: &AppState, request: Request) -> (RouteKind, 
             ProxyError::Invalid("not found".into()).into_response(),
         );
     };
+    if let Some(reply) = Box::pin(browse(
+        state,
+        rest,
+        request.method(),
+        request.uri(),
+        request.headers(),
+    ))
+    .await
+    {
+        return (RouteKind::Other, reply);
+    }
     if rest.starts_with("sumdb/") {
         let reply = match Box::pin(sumdb(state, request.method(), rest)).await {
             Ok(r) => r,
@@ -177,6 +190,30 @@ pub(crate) async fn dispatch(state: &AppState, request: Request) -> (RouteKind, 
         Err(e) => Err(ProxyError::from(e)),
     };
     (route, result.unwrap_or_else(IntoResponse::into_response))
+}
+
+/// `/catalog`, `/index` and the `/ui` pages; `None` for any other path.
+/// (A module path's first element holds a dot, so these never shadow one.)
+async fn browse(
+    state: &AppState,
+    rest: &str,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let answer = match rest {
+        "catalog" | "index" | "ui" | "ui/" | "ui/module"
+            if !matches!(*method, Method::GET | Method::HEAD) =>
+        {
+            Err(ProxyError::MethodNotAllowed)
+        }
+        "catalog" => catalog::catalog(state, uri).await,
+        "index" => catalog::index(state, uri).await,
+        "ui" | "ui/" => ui::search(state, uri, headers).await,
+        "ui/module" => ui::module(state, uri).await,
+        _ => return None,
+    };
+    Some(answer.unwrap_or_else(IntoResponse::into_response))
 }
 
 async fn proxy(

@@ -121,6 +121,8 @@ struct Inner {
     small_flights: Arc<Flights<Arc<CachedFile>>>,
     zip_flights: Arc<Flights<()>>,
     metrics: Metrics,
+    /// Which versions the store holds (for `/catalog`, `/index`, `/ui`).
+    catalog: sparta_catalog::Catalog,
     /// `sparta_cache_lookups_total{tier="memory",result="hit"}` per kind,
     /// resolved once for the hot path.
     memory_hits: [IntCounter; 6],
@@ -148,6 +150,7 @@ impl Proxy {
         Proxy {
             inner: Arc::new(Inner {
                 cache: MemoryCache::new(config.cache_size, &metrics),
+                catalog: sparta_catalog::Catalog::new(store.clone(), &config.holder),
                 store,
                 sources,
                 sumdb,
@@ -173,6 +176,37 @@ impl Proxy {
     /// The checksum database service, for the `/sumdb/` relay.
     pub fn sumdb(&self) -> &Sumdb {
         &self.inner.sumdb
+    }
+
+    /// The catalog of stored versions.
+    pub fn catalog(&self) -> &sparta_catalog::Catalog {
+        &self.inner.catalog
+    }
+
+    /// Notes a newly stored file in the catalog. A failure to write the
+    /// catalog's segment does not fail the request: the version is stored,
+    /// this replica knows it, and `sparta catalog --rebuild` recovers it.
+    async fn note_stored(
+        &self,
+        module: &sparta_core::ModulePath,
+        version: &sparta_core::Version,
+        file: sparta_core::FileKind,
+        size: u64,
+        h1: Option<&str>,
+    ) {
+        let file = match file {
+            sparta_core::FileKind::Info => sparta_catalog::index::File::Info,
+            sparta_core::FileKind::Mod => sparta_catalog::index::File::Mod,
+            sparta_core::FileKind::Zip => sparta_catalog::index::File::Zip,
+        };
+        if let Err(e) = self
+            .inner
+            .catalog
+            .stored(module, version, file, size, h1)
+            .await
+        {
+            warn!(module = %module, version = %version, error = %e, "could not record the stored file in the catalog");
+        }
     }
 
     /// The memory cache, for metrics.

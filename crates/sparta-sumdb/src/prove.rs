@@ -85,7 +85,7 @@ impl Sumdb {
     }
 
     /// Proves a full tile against `tree`.
-    async fn prove_tile_in(
+    pub(crate) async fn prove_tile_in(
         &self,
         db: &Db,
         tree: Tree,

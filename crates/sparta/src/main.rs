@@ -1,9 +1,11 @@
 //! `sparta`: a cloud-native Go module proxy.
 
 mod access;
+mod bundle;
+mod catalog_cmd;
 mod config;
 mod logsink;
-#[allow(dead_code)] // its users (warm, export, import, verify) land next
+#[allow(dead_code)] // some of it serves `warm`, which lands separately
 mod progress;
 mod storage_cmd;
 mod sweep;
@@ -49,6 +51,37 @@ enum Command {
         #[arg(long)]
         delete: bool,
     },
+    /// Print the stored module versions (module, version, first stored).
+    Catalog {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Rebuild the catalog from a listing of the whole store first.
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// Write stored module files and the checksum-database files that prove
+    /// them to one bundle (.tar.gz or .tar) for an air-gapped network.
+    Export {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// The bundle to write.
+        #[arg(short = 'o', long = "output")]
+        output: std::path::PathBuf,
+        /// Only files stored at or after this time (RFC 3339, UTC).
+        #[arg(long = "since")]
+        since: Option<String>,
+        /// Only modules matching this comma-separated glob list (GOPRIVATE syntax).
+        #[arg(long = "modules")]
+        modules: Option<String>,
+    },
+    /// Check every file of a bundle and store what passes, write-once;
+    /// exits 1 if any file was refused.
+    Import {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// The bundle to read.
+        bundle: std::path::PathBuf,
+    },
     /// Bearer tokens for --auth-tokens.
     #[command(subcommand)]
     Token(access::TokenCommand),
@@ -86,6 +119,26 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Token(cmd) => access::token_command(cmd),
+        Command::Export {
+            args,
+            output,
+            since,
+            modules,
+        } => {
+            let settings = load(&args)?.settings;
+            runtime()?.block_on(export(settings, output, since, modules))
+        }
+        Command::Import { args, bundle } => {
+            let settings = load(&args)?.settings;
+            if !runtime()?.block_on(import(settings, bundle))? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Catalog { args, rebuild } => {
+            let settings = load(&args)?.settings;
+            runtime()?.block_on(catalog_cmd::run(settings, rebuild))
+        }
         Command::Storage(StorageCommand::Init(args)) => {
             runtime()?.block_on(storage_cmd::init(args))
         }
@@ -103,13 +156,63 @@ fn main() -> Result<()> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
+    // tokio's default 2 MiB worker stacks: the deep VCS futures are boxed
+    // (sparta_vcs::Vcs), so unoptimized builds fit in them too.
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // The VCS fetch paths poll deep futures; unoptimized builds overflow
-        // tokio's default 2 MiB worker stack on them.
-        .thread_stack_size(8 << 20)
         .build()
         .context("cannot start the async runtime")
+}
+
+async fn export(
+    settings: Settings,
+    output: std::path::PathBuf,
+    since: Option<String>,
+    modules: Option<String>,
+) -> Result<()> {
+    let since = since
+        .map(|s| {
+            sparta_catalog::index::parse_time(&s).with_context(|| {
+                format!("--since {s:?}: want an RFC 3339 time in UTC, e.g. 2026-01-02T15:04:05Z")
+            })
+        })
+        .transpose()?;
+    let modules = modules
+        .map(|m| sparta_core::glob::GlobList::parse(&m).map_err(anyhow::Error::msg))
+        .transpose()
+        .context("invalid --modules")?;
+    let store = Store::open(&settings.storage, &settings.s3())
+        .await
+        .with_context(|| format!("cannot open storage {}", settings.storage))?;
+    let sumdb = Sumdb::new(settings.sumdb_config()?, store.clone())?;
+    let opts = bundle::export::ExportOptions {
+        output,
+        since,
+        modules,
+    };
+    let files = bundle::export::export(&store, &sumdb, &opts).await?;
+    println!("exported {files} files to {}", opts.output.display());
+    Ok(())
+}
+
+/// Imports a bundle; true when nothing was refused.
+async fn import(settings: Settings, bundle: std::path::PathBuf) -> Result<bool> {
+    let store = Store::open(&settings.storage, &settings.s3())
+        .await
+        .with_context(|| format!("cannot open storage {}", settings.storage))?;
+    let catalog =
+        sparta_catalog::Catalog::new(store.clone(), &format!("import-{}", std::process::id()));
+    let summary =
+        bundle::import::import(&store, settings.sumdb_config()?, &catalog, &bundle).await?;
+    println!(
+        "imported {} files: {} stored, {} skipped (already stored and identical, or proof-only tiles), {} refused",
+        summary.total, summary.done, summary.skipped, summary.failed
+    );
+    for (key, reason) in &summary.failures {
+        println!("REFUSED {key}: {reason}");
+    }
+    eprintln!("{}", summary.report());
+    Ok(summary.failed == 0)
 }
 
 /// Walks the store and re-checks every stored file; true when all passed.
@@ -118,18 +221,17 @@ async fn verify(settings: Settings, delete: bool) -> Result<bool> {
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
     let sumdb = Sumdb::new(settings.sumdb_config()?, store.clone())?;
-    let interactive = std::io::stderr().is_terminal();
+    let progress = progress::Progress::new("verify", 0);
+    let counted = std::sync::atomic::AtomicBool::new(false);
     let report = sparta_sumdb::verify_store(&store, &sumdb, delete, |p| {
-        if interactive {
-            eprint!("\r\x1b[2K[{}/{}] {}", p.done, p.total, p.key);
-        } else if p.done % 100 == 0 || p.done == p.total {
-            eprintln!("[{}/{}] checked", p.done, p.total);
+        if !counted.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            progress.add_total(p.total as u64);
         }
+        progress.item_done(0);
     })
     .await?;
-    if interactive {
-        eprintln!();
-    }
+    let summary = progress.finish();
+    eprintln!("{}", summary.status_line());
     for failure in &report.failures {
         let deleted = if failure.deleted { " (deleted)" } else { "" };
         println!("FAIL {}{deleted}: {}", failure.key, failure.reason);

@@ -82,6 +82,7 @@ impl Proxy {
                 let outcome = self.timed_put(storage_key, body.clone()).await?;
                 if outcome == PutOutcome::Created {
                     info!(module = %module, version = %version, file = file.ext(), bytes = body.len(), "stored from upstream");
+                    self.note_stored(module, version, file, body.len() as u64, None).await;
                     return Ok(Some(body));
                 }
                 Ok(None)
@@ -193,6 +194,7 @@ impl Proxy {
             if outcome == PutOutcome::Created {
                 info!(module = %module, version = %version, bytes = size, files = summary.files, h1 = %summary.h1,
                     upload_ms = started.elapsed().as_millis() as u64, "stored zip from upstream");
+                self.note_stored(module, version, FileKind::Zip, size, Some(&summary.h1)).await;
                 // Only bytes this fetch stored: storage is the truth.
                 if let Some(tier) = &self.inner.config.disk_tier {
                     tier.fill_from_file(storage_key, spool.path()).await;
