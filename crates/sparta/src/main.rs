@@ -232,6 +232,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
             spool_dir: settings.spool_dir(),
             coordination,
             holder,
+            limits: settings.limits(),
         },
     );
     let access_settings = settings.access()?;

@@ -81,8 +81,9 @@ impl Proxy {
         content_type: &'static str,
     ) -> Result<Arc<CachedFile>, ProxyError> {
         let source = &self.pick(module).source;
+        let host = source.host(module);
         let fetched = self
-            .source_call(kind, &storage_key, async {
+            .source_call(kind, &storage_key, &host, async {
                 match &ask {
                     Ask::List => source.list(module).await,
                     Ask::Latest => source.latest(module).await,
@@ -91,7 +92,13 @@ impl Proxy {
             })
             .await
             .and_then(|body| {
-                check_mutable(kind, &body)?;
+                check_mutable(kind, &body).inspect_err(|_| {
+                    self.inner
+                        .metrics
+                        .upstream_fetches
+                        .with_label_values(&[kind.label(), "invalid"])
+                        .inc();
+                })?;
                 Ok(body)
             });
         match fetched {
