@@ -4,6 +4,8 @@
 #   make bench  run the benchmarks and write bench/results/<date>.md
 #   make lint   cargo fmt --check and clippy -D warnings
 #   make fuzz   run each fuzz target for FUZZ_SECONDS (default 60)
+#   make soak   SOAK_SECONDS (default 600) of mixed load on the release binary; writes bench/results/soak-<date>.md
+#   make deny   cargo deny: licenses, bans, sources (also part of make test)
 #   make test-e2e, make test-deploy: parts of make test
 
 SHELL := /bin/bash
@@ -19,7 +21,7 @@ UPSTREAM ?= $(shell go env GOPROXY 2>/dev/null | tr ',|' '\n\n' | grep -E '^http
 LISTEN ?= 0.0.0.0:3000
 STORAGE ?= ./sparta-data
 
-.PHONY: help run build release test test-e2e test-deploy test-image lint fmt bench tools go-toolchain fuzz
+.PHONY: help run build release test test-e2e test-deploy test-image lint fmt bench tools go-toolchain fuzz soak deny
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -74,3 +76,13 @@ bench: go-toolchain
 
 fuzz:
 	@bash scripts/fuzz.sh run
+
+# Not in `make test` (a 20 s slice of the same test is: tests/e2e/soak.rs).
+SOAK_SECONDS ?= 600
+soak: go-toolchain release
+	SPARTA_BIN=$(CURDIR)/target/release/sparta SOAK_SECONDS=$(SOAK_SECONDS) \
+	SOAK_REPORT=$(CURDIR)/bench/results/soak-$$(date -u +%Y-%m-%d).md \
+	$(CARGO) test -p sparta-e2e --test e2e soak:: -- --nocapture
+
+deny:
+	@bash scripts/deny.sh

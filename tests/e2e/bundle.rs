@@ -265,7 +265,8 @@ async fn export_import_round_trip_refuses_a_flipped_byte_and_builds_offline() {
     drop(offline);
 
     // The same into the real S3-compatible server, and a build from there.
-    if let Some((endpoint, bucket, access, secret)) = crate::aws_env::server() {
+    {
+        let (endpoint, bucket, access, secret) = crate::aws_env::server();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

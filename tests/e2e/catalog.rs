@@ -209,9 +209,7 @@ async fn catalog_and_index_list_stored_versions_across_restarts_replicas_and_reb
 /// sees what the other stored, through the catalog's write-once segments.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_one_bucket_share_the_catalog() {
-    let Some((endpoint, bucket, access, secret)) = crate::aws_env::server() else {
-        return;
-    };
+    let (endpoint, bucket, access, secret) = crate::aws_env::server();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -8,7 +8,7 @@ use sparta_e2e::sparta_bin;
 use crate::aws_env::server;
 
 fn init(bucket: &str, extra: &[&str]) -> Output {
-    let (endpoint, _, key, secret) = server().unwrap();
+    let (endpoint, _, key, secret) = server();
     let mut cmd = Command::new(sparta_bin());
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
@@ -41,9 +41,8 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn storage_init_creates_the_bucket_and_reports_missing_lifecycle_support() {
-    if server().is_none() {
-        return;
-    }
+    // Fails without the S3 server rather than passing unrun.
+    server();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -15,6 +15,7 @@ pub mod git;
 pub mod otlp;
 pub mod sumdb;
 pub mod tls;
+pub mod toxiproxy;
 
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
@@ -571,6 +572,11 @@ impl Sparta {
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The process id (for sampling /proc in the soak).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// What Sparta logged so far (for failure messages).

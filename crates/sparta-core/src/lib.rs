@@ -3,7 +3,7 @@
 //! Everything here is pure: parsing and validating module paths and versions
 //! (golang.org/x/mod/module and semver rules), `!` case escaping, parsing a
 //! GOPROXY request path into a typed [`ProxyRequest`], the storage key layout,
-//! module zip checks and `h1:` hashes, and GOPROXY list parsing.
+//! module zip checks and `h1:` hashes, and GOPROXY list parsing, `Range` headers.
 
 pub mod download;
 pub mod error;
@@ -16,6 +16,7 @@ pub mod module;
 pub mod modzip;
 pub mod network;
 pub mod proxylist;
+pub mod range;
 pub mod request;
 pub mod routes;
 pub mod version;

@@ -34,6 +34,9 @@ pub enum ProxyError {
     /// Storage is unreachable or failed.
     #[error("{0}")]
     Storage(String),
+    /// A fetch limit stayed full for the queue wait: try again later.
+    #[error("{reason}")]
+    Overloaded { reason: String, retry_after: u64 },
 }
 
 impl ProxyError {
@@ -53,6 +56,9 @@ impl ProxyError {
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // The go command does not fall through a `,` list on a 503: the
+            // client sees the error (docs/CONTRACTS.md, Fetch limits).
+            ProxyError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -90,6 +96,21 @@ impl From<crate::source::SourceError> for ProxyError {
     }
 }
 
+impl From<sparta_core::range::Unsatisfiable> for ProxyError {
+    fn from(e: sparta_core::range::Unsatisfiable) -> Self {
+        ProxyError::RangeNotSatisfiable { size: e.size }
+    }
+}
+
+impl From<crate::limits::Refused> for ProxyError {
+    fn from(r: crate::limits::Refused) -> Self {
+        ProxyError::Overloaded {
+            reason: format!("sparta is busy: {r}"),
+            retry_after: r.retry_after,
+        }
+    }
+}
+
 impl From<StorageError> for ProxyError {
     fn from(e: StorageError) -> Self {
         match e {
@@ -119,6 +140,9 @@ impl IntoResponse for ProxyError {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     headers.insert(header::CONTENT_RANGE, v);
                 }
+            }
+            ProxyError::Overloaded { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             _ => {}
         }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod flight;
 pub mod gate;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod service;
 pub mod source;

@@ -39,6 +39,7 @@ use tracing::{Instrument, warn};
 use crate::cache::{CachedFile, MemoryCache};
 use crate::error::ProxyError;
 use crate::flight::Flights;
+use crate::limits::FetchLimits;
 use crate::metrics::Metrics;
 use crate::source::{Picked, SourceError, Sources};
 
@@ -76,6 +77,8 @@ pub struct ServiceConfig {
     pub download_modes: sparta_core::download::DownloadModes,
     /// The local disk tier for zips, if configured.
     pub disk_tier: Option<Arc<disk_tier::DiskTier>>,
+    /// Bounds on concurrent fetches and spool bytes.
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// What a metric calls each kind of answer.
@@ -129,6 +132,7 @@ struct Inner {
     metrics: Metrics,
     /// Which versions the store holds (for `/catalog`, `/index`, `/ui`).
     catalog: sparta_catalog::Catalog,
+    limits: FetchLimits,
     /// `sparta_cache_lookups_total{tier="memory",result="hit"}` per kind,
     /// resolved once for the hot path.
     memory_hits: [IntCounter; 6],
@@ -176,6 +180,7 @@ impl Proxy {
                         .cache_lookups
                         .with_label_values(&["memory", kind.label(), "hit"])
                 }),
+                limits: FetchLimits::new(config.limits, metrics.registry()),
                 metrics,
                 background: background::permits(),
                 config,
@@ -334,14 +339,21 @@ impl Proxy {
         Ok(())
     }
 
-    /// Wraps one fetch from a source with metrics and the negative cache.
-    /// The `upstream` metrics count every source's fetches.
+    /// Wraps one fetch from a source with the fetch limits, metrics and the
+    /// negative cache. `host` is where the fetch goes (the per-host limit's
+    /// key). The `upstream` metrics count every source's fetches; a fetch
+    /// refused by a limit is counted by the limits instead.
     async fn source_call<T>(
         &self,
         kind: Kind,
         storage_key: &str,
+        host: &str,
         call: impl std::future::Future<Output = Result<T, SourceError>>,
     ) -> Result<T, ProxyError> {
+        let _permit = self.inner.limits.fetch(host).await.map_err(|refused| {
+            warn!(key = %storage_key, host, reason = refused.bound.label(), "fetch refused: over a fetch limit");
+            ProxyError::from(refused)
+        })?;
         let m = &self.inner.metrics;
         m.upstream_in_flight.inc();
         let started = Instant::now();
@@ -349,6 +361,10 @@ impl Proxy {
             .instrument(sparta_trace::tier_span("source", kind.label()))
             .await;
         m.upstream_in_flight.dec();
+        if let Some(refused) = crate::limits::spool_refused() {
+            warn!(key = %storage_key, host, "fetch refused: spool budget taken");
+            return Err(ProxyError::from(refused));
+        }
         m.upstream_duration
             .with_label_values(&[kind.label()])
             .observe(started.elapsed().as_secs_f64());

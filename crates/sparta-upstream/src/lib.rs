@@ -93,6 +93,20 @@ impl Upstream {
             .join(",")
     }
 
+    /// The `host[:port]` of the first proxy, which most fetches go to (the
+    /// per-host fetch limit's key).
+    pub fn first_host(&self) -> String {
+        self.proxies
+            .first()
+            .and_then(|p| url::Url::parse(&p.url).ok())
+            .map(|u| match (u.host_str(), u.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_owned(),
+                _ => String::new(),
+            })
+            .unwrap_or_default()
+    }
+
     /// Fetches a small file (`.info`, `.mod`, list, latest) whole, refusing
     /// bodies over `limit` bytes. `path` is an escaped proxy path without a
     /// leading slash, e.g. `github.com/!azure/x/@v/list`.
@@ -129,8 +143,27 @@ impl Upstream {
         file: &mut tokio::fs::File,
         limit: u64,
     ) -> Result<u64, UpstreamError> {
+        self.fetch_to_file_sized(path, file, limit, |_| async { Ok(()) })
+            .await
+    }
+
+    /// [`Upstream::fetch_to_file`], calling `sized` with the announced length
+    /// (`None` without a Content-Length) after each proxy's headers and before
+    /// its body is read: the caller reserves room for it, or fails the attempt.
+    pub async fn fetch_to_file_sized<S, SF>(
+        &self,
+        path: &str,
+        file: &mut tokio::fs::File,
+        limit: u64,
+        sized: S,
+    ) -> Result<u64, UpstreamError>
+    where
+        S: Fn(Option<u64>) -> SF,
+        SF: std::future::Future<Output = Result<(), UpstreamError>>,
+    {
         // The closure borrows `file` mutably per attempt; attempts never overlap.
         let file = tokio::sync::Mutex::new(file);
+        let sized = &sized;
         self.walk(path, self.timeout, |proxy| {
             let file = &file;
             async move {
@@ -139,6 +172,7 @@ impl Upstream {
                 reset_file(&mut file).await?;
                 let response = self.send(&url).await?;
                 let expected = declared_length(&url, &response, limit)?;
+                sized(expected).await?;
                 let mut written: u64 = 0;
                 let mut body = response.bytes_stream();
                 while let Some(chunk) = self.next_chunk(&url, &mut body).await? {

@@ -74,6 +74,22 @@ pub struct Settings {
     #[serde(with = "values::size")]
     pub disk_cache_size: ByteSize,
 
+    // Fetch limits (crates/sparta-server/src/limits.rs); 0 turns one off.
+    /// Concurrent fetches from sources in all; over it a fetch waits, then gets 503.
+    #[arg(long, default_value = "64")]
+    pub max_fetches: usize,
+    /// Concurrent fetches per upstream host (the first proxy of a list; a module's host for direct).
+    #[arg(long, default_value = "16")]
+    pub max_fetches_per_host: usize,
+    /// Spool bytes cold zips may reserve at once (Content-Length, else the 500 MiB zip limit).
+    #[arg(long, default_value = "2GiB")]
+    #[serde(with = "values::size")]
+    pub spool_budget: ByteSize,
+    /// How long a fetch over a limit waits before it is answered 503 with Retry-After.
+    #[arg(long, default_value = "10s", value_parser = values::parse_duration)]
+    #[serde(with = "values::duration")]
+    pub fetch_queue_wait: Duration,
+
     /// Serve the proxy under this path prefix, e.g. /go [default: none].
     #[arg(long, default_value = "")]
     pub path_prefix: String,
@@ -337,6 +353,16 @@ impl Settings {
         )
         .with_context(|| format!("disk_cache_dir {} cannot be used", dir.display()))?;
         Ok(Some(std::sync::Arc::new(tier)))
+    }
+
+    /// The fetch limits for the service.
+    pub fn limits(&self) -> sparta_server::limits::LimitsConfig {
+        sparta_server::limits::LimitsConfig {
+            max_fetches: self.max_fetches,
+            max_fetches_per_host: self.max_fetches_per_host,
+            spool_budget: self.spool_budget.as_u64(),
+            queue_wait: self.fetch_queue_wait,
+        }
     }
 
     /// The memory cache budget in bytes.

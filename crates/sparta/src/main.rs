@@ -414,6 +414,7 @@ pub(crate) async fn build_service(settings: &Settings) -> Result<Built> {
             network: settings.network.mode(),
             download_modes,
             disk_tier: settings.disk_tier(&metrics)?,
+            limits: settings.limits(),
         },
     );
     Ok(Built {

@@ -14,6 +14,7 @@ use super::checks::{check_gomod, check_info};
 use super::{JSON, Kind, Proxy, RangeRequest, TEXT};
 use crate::cache::CachedFile;
 use crate::error::ProxyError;
+use crate::limits::{SPOOL, SpoolSlot};
 
 impl Proxy {
     /// `$module/@v/$version.info` or `.mod` for a canonical version.
@@ -65,12 +66,14 @@ impl Proxy {
         }
         self.check_negative(kind, &storage_key).await?;
         let picked = self.pick(module).clone();
+        let host = picked.source.host(module);
+        let host = host.as_str();
         let key_ref = storage_key.as_str();
         let fetched = self.coordinated(module, version, file, key_ref, move || async move {
                 let storage_key = key_ref;
                 crate::audit::note_tier(crate::audit::Tier::Upstream);
                 let body = self
-                    .source_call(kind, storage_key, async {
+                    .source_call(kind, storage_key, host, async {
                         match file {
                             FileKind::Mod => picked.source.gomod(module, version).await,
                             _ => picked.source.info(module, version).await,
@@ -169,10 +172,17 @@ impl Proxy {
                 .prefix("sparta-zip-")
                 .tempfile_in(&self.inner.config.spool_dir)
                 .map_err(|e| ProxyError::Storage(format!("cannot create spool file: {e}")))?;
-            let size = self
-                .source_call(Kind::Zip, storage_key, async {
-                    picked.source.zip_to_file(module, version, spool.path()).await
-                })
+            // The spool slot lives until the zip is stored: its bytes stay
+            // reserved while the spool file exists.
+            let slot = SpoolSlot::new(self.inner.limits.clone());
+            let host = picked.source.host(module);
+            let size = SPOOL
+                .scope(
+                    Arc::clone(&slot),
+                    self.source_call(Kind::Zip, storage_key, &host, async {
+                        picked.source.zip_to_file(module, version, spool.path()).await
+                    }),
+                )
                 .await?;
             if size > MAX_ZIP_SIZE {
                 return Err(ProxyError::Upstream(format!(

@@ -105,8 +105,9 @@ impl Proxy {
             return Ok(entry);
         }
         let source = &self.pick(module).source;
+        let host = source.host(module);
         let fetched = self
-            .source_call(kind, &storage_key, async {
+            .source_call(kind, &storage_key, &host, async {
                 match &ask {
                     Ask::List => source.list(module).await,
                     Ask::Latest => source.latest(module).await,
@@ -115,7 +116,13 @@ impl Proxy {
             })
             .await
             .and_then(|body| {
-                check_mutable(kind, &body)?;
+                check_mutable(kind, &body).inspect_err(|_| {
+                    self.inner
+                        .metrics
+                        .upstream_fetches
+                        .with_label_values(&[kind.label(), "invalid"])
+                        .inc();
+                })?;
                 Ok(body)
             });
         match fetched {

@@ -114,6 +114,13 @@ impl Source for Chain {
     ) -> Result<u64, SourceError> {
         self.walk(|s| s.zip_to_file(module, version, out)).await
     }
+
+    fn host(&self, module: &ModulePath) -> String {
+        self.links
+            .first()
+            .map(|(s, _)| s.host(module))
+            .unwrap_or_default()
+    }
 }
 
 /// `off`: every lookup is refused with a 410 naming the setting.

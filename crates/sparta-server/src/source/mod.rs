@@ -76,12 +76,20 @@ pub trait Source: Send + Sync {
     /// `.mod` of a canonical version.
     async fn gomod(&self, module: &ModulePath, version: &Version) -> Result<Bytes, SourceError>;
     /// Writes the module zip to `out` (created or truncated), returns its size.
+    /// A source that spools reserves room first with [`crate::limits::reserve_spool`].
     async fn zip_to_file(
         &self,
         module: &ModulePath,
         version: &Version,
         out: &Path,
     ) -> Result<u64, SourceError>;
+
+    /// The host a fetch of `module` goes to first, for the per-host fetch
+    /// limit; by default the module path's first element (its VCS host).
+    fn host(&self, module: &ModulePath) -> String {
+        let path = module.as_str();
+        path.split('/').next().unwrap_or(path).to_owned()
+    }
 }
 
 /// The source picked for one module, and whether its path must stay here.

@@ -76,6 +76,18 @@ impl Source for UpstreamSource {
             .open(out)
             .await
             .map_err(|e| SourceError::Failed(format!("cannot open spool file: {e}")))?;
-        Ok(self.0.fetch_to_file(&path, &mut file, MAX_ZIP_SIZE).await?)
+        let sized = |declared: Option<u64>| async move {
+            crate::limits::reserve_spool(declared, MAX_ZIP_SIZE)
+                .await
+                .map_err(|refused| UpstreamError::Failed(refused.to_string()))
+        };
+        Ok(self
+            .0
+            .fetch_to_file_sized(&path, &mut file, MAX_ZIP_SIZE, sized)
+            .await?)
+    }
+
+    fn host(&self, _module: &ModulePath) -> String {
+        self.0.first_host()
     }
 }

@@ -86,6 +86,10 @@ impl Source for VcsSource {
         version: &Version,
         out: &Path,
     ) -> Result<u64, SourceError> {
+        // A zip made here has no size before it is made: reserve the limit.
+        crate::limits::reserve_spool(None, sparta_core::zipcheck::MAX_ZIP_SIZE)
+            .await
+            .map_err(|refused| SourceError::Failed(refused.to_string()))?;
         self.0
             .zip_to_file(module, version, out)
             .await

@@ -283,3 +283,27 @@ fn redaction_keeps_urls_without_credentials() {
     );
     assert_eq!(redact_userinfo("https://t@h"), "https://<redacted>@h");
 }
+
+#[test]
+fn fetch_limits_from_flag_env_and_file() {
+    let l = load(&[], &[UP], None).unwrap();
+    let d = l.settings.limits();
+    assert_eq!(
+        (d.max_fetches, d.max_fetches_per_host, d.spool_budget),
+        (64, 16, 2 << 30)
+    );
+    assert_eq!(d.queue_wait, Duration::from_secs(10));
+    let l = load(
+        &["--max-fetches", "8"],
+        &[UP, ("SPARTA_SPOOL_BUDGET", "1GiB")],
+        Some("max_fetches_per_host = 2\nfetch_queue_wait = \"500ms\"\n"),
+    )
+    .unwrap();
+    let s = l.settings.limits();
+    assert_eq!(
+        (s.max_fetches, s.max_fetches_per_host, s.spool_budget),
+        (8, 2, 1 << 30)
+    );
+    assert_eq!(s.queue_wait, Duration::from_millis(500));
+    assert!(load(&["--max-fetches", "-1"], &[UP], None).is_err());
+}
