@@ -101,6 +101,18 @@ impl SumdbFixture {
         }
     }
 
+    /// Request counts by path (`/_sumdb/stats`).
+    pub async fn stats(&self) -> std::collections::BTreeMap<String, u64> {
+        crate::http_client()
+            .get(format!("{}/_sumdb/stats", self.url))
+            .send()
+            .await
+            .expect("sumdb stats")
+            .json()
+            .await
+            .expect("sumdb stats json")
+    }
+
     /// The `--sumdb` value for Sparta: this database, reached directly.
     pub fn sparta_flag(&self) -> String {
         format!("--sumdb={} {}", self.verifier_key, self.url)

@@ -45,6 +45,8 @@ impl ProxyError {
             ProxyError::Invalid(_) => StatusCode::NOT_FOUND,
             ProxyError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ProxyError::NotFound { status: 410, .. } => StatusCode::GONE,
+            // `--download-mode ...=none:403`: stops the go command's `,` fallback.
+            ProxyError::NotFound { status: 403, .. } => StatusCode::FORBIDDEN,
             ProxyError::NotFound { .. } => StatusCode::NOT_FOUND,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,

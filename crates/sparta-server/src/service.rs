@@ -14,6 +14,7 @@
 //! source's answer must look like, checksum verification), `metered` (timed,
 //! counted storage calls) and `range` (byte ranges of zips).
 
+mod background;
 mod checks;
 mod coordination;
 pub mod disk_tier;
@@ -22,6 +23,7 @@ mod immutable;
 mod metered;
 mod mutable;
 mod range;
+mod stored;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,7 +34,7 @@ use moka::future::Cache;
 use prometheus::IntCounter;
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use crate::cache::{CachedFile, MemoryCache};
 use crate::error::ProxyError;
@@ -68,6 +70,10 @@ pub struct ServiceConfig {
     pub coordination: Coordination,
     /// Identifies this replica in leases.
     pub holder: String,
+    /// Whether misses may be fetched, and what a source failure answers.
+    pub network: sparta_core::network::NetworkMode,
+    /// Per-pattern download modes (`--download-mode`).
+    pub download_modes: sparta_core::download::DownloadModes,
     /// The local disk tier for zips, if configured.
     pub disk_tier: Option<Arc<disk_tier::DiskTier>>,
 }
@@ -94,7 +100,7 @@ impl Kind {
         Kind::Query,
     ];
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Kind::Info => "info",
             Kind::Mod => "mod",
@@ -126,6 +132,8 @@ struct Inner {
     /// `sparta_cache_lookups_total{tier="memory",result="hit"}` per kind,
     /// resolved once for the hot path.
     memory_hits: [IntCounter; 6],
+    /// Permits for `async` download mode's background fetches.
+    background: Arc<tokio::sync::Semaphore>,
     config: ServiceConfig,
 }
 
@@ -147,6 +155,12 @@ impl Proxy {
             Coordination::Local => "local",
         };
         metrics.lease_mode.with_label_values(&[mode]).set(1);
+        for network in sparta_core::network::NetworkMode::ALL {
+            metrics
+                .network_mode
+                .with_label_values(&[network.as_str()])
+                .set(i64::from(network == config.network));
+        }
         Proxy {
             inner: Arc::new(Inner {
                 cache: MemoryCache::new(config.cache_size, &metrics),
@@ -163,6 +177,7 @@ impl Proxy {
                         .with_label_values(&["memory", kind.label(), "hit"])
                 }),
                 metrics,
+                background: background::permits(),
                 config,
             }),
         }
@@ -235,7 +250,12 @@ impl Proxy {
 
     /// The memory tier: a hit or a miss, counted.
     async fn memory_lookup(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
-        let hit = self.inner.cache.get(storage_key).await;
+        let hit = self
+            .inner
+            .cache
+            .get(storage_key)
+            .instrument(sparta_trace::tier_span("cache", kind.label()))
+            .await;
         let result = if hit.is_some() {
             crate::audit::note_tier(crate::audit::Tier::Memory);
             "hit"
@@ -259,6 +279,8 @@ impl Proxy {
         key: &str,
         work: impl std::future::Future<Output = Result<V, ProxyError>> + Send + 'static,
     ) -> Result<V, ProxyError> {
+        // The work may run on another task: it keeps this request's span.
+        let work = work.instrument(tracing::Span::current());
         let (result, joined) = flights.run(key, work).await;
         if joined {
             self.inner
@@ -323,7 +345,9 @@ impl Proxy {
         let m = &self.inner.metrics;
         m.upstream_in_flight.inc();
         let started = Instant::now();
-        let result = call.await;
+        let result = call
+            .instrument(sparta_trace::tier_span("source", kind.label()))
+            .await;
         m.upstream_in_flight.dec();
         m.upstream_duration
             .with_label_values(&[kind.label()])

@@ -200,6 +200,16 @@ impl Vcs {
             .mirrors
             .get(&root.url, refresh, tag.as_deref())
             .await?;
+        if tag.is_some() && mirror::is_shallow(&mirror.dir) {
+            // The answer needed one tag; the next version or pseudo-version
+            // will need the rest: complete the mirror off the request path.
+            let (vcs, url) = (self.clone(), root.url.clone());
+            tokio::spawn(async move {
+                if let Err(e) = vcs.inner.mirrors.get(&url, false, None).await {
+                    tracing::warn!(repository = %scrub::scrub(&url), error = %e, "completing the mirror failed");
+                }
+            });
+        }
         let refs = repo::refs(&self.inner.mirrors.git, &mirror.dir).await?;
         Ok((mirror, root, refs))
     }

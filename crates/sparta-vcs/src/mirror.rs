@@ -5,9 +5,9 @@
 //!
 //! As the go command does, a request for one tagged version fetches only
 //! that tag, shallow (`--depth=1`): a cold private module costs one commit's
-//! tree, not the whole history. Whatever needs history or the full list of
-//! refs (lists, queries, pseudo-versions) makes the mirror complete first
-//! (`--unshallow` and every ref).
+//! tree, not the whole history; the mirror is then completed in the
+//! background (`--unshallow` and every ref), and whatever needs history or
+//! the full list of refs (lists, queries, pseudo-versions) waits for that.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -180,6 +180,18 @@ impl Mirrors {
         }
         let dir = self.dir_for(url);
         let slot = self.slot(&dir);
+        // A tag already here needs no fetch, so no wait for one in progress
+        // (the background completion). Holding `slot` keeps eviction off.
+        if let Some(t) = tag
+            && dir.join("HEAD").exists()
+            && has_tag(&dir, t)
+        {
+            return Ok(Mirror {
+                dir,
+                url: url.to_owned(),
+                _guard: slot,
+            });
+        }
         let asked = Instant::now();
         let mut state = slot.clone().lock_owned().await;
         let exists = dir.join("HEAD").exists();

@@ -5,10 +5,12 @@ mod bundle;
 mod catalog_cmd;
 mod config;
 mod logsink;
-#[allow(dead_code)] // some of it serves `warm`, which lands separately
+#[allow(dead_code)] // not every user takes every report
 mod progress;
 mod storage_cmd;
 mod sweep;
+mod telemetry;
+mod warm;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -20,6 +22,10 @@ use sparta_server::{AppState, Coordination, Metrics, Proxy, ServiceConfig};
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
 use tracing::{info, warn};
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::layer::{Layered, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{Leases, Loaded, LogFormat, ServeArgs, Settings};
 
@@ -50,6 +56,14 @@ enum Command {
         /// Delete the files that fail.
         #[arg(long)]
         delete: bool,
+    },
+    /// Pre-load module versions named in go.sum, go.mod, `go list -m -json all` output or
+    /// module@version lists into the store (or a running Sparta with --server); exit 1 on failures.
+    Warm {
+        #[command(flatten)]
+        args: ServeArgs,
+        #[command(flatten)]
+        warm: warm::WarmArgs,
     },
     /// Print the stored module versions (module, version, first stored).
     Catalog {
@@ -104,11 +118,24 @@ fn main() -> Result<()> {
         Command::Serve(args) => {
             let started = Instant::now();
             let loaded = load(&args)?;
-            let _logs = init_logging(loaded.settings.log_format);
+            let traces = telemetry::init()?;
+            let (telemetry, traces) = match traces {
+                Some((t, layer)) => (Some(t), Some(layer)),
+                None => (None, None),
+            };
+            let _logs = init_logging(loaded.settings.log_format, "info", traces);
             for w in &loaded.warnings {
                 warn!("{w}");
             }
-            runtime()?.block_on(serve(loaded.settings, started))
+            if telemetry.is_some() {
+                info!("exporting traces over OTLP");
+            }
+            let served = runtime()?.block_on(serve(loaded.settings, started));
+            // Outside the runtime: the exporter flushes with a blocking client.
+            if let Some(t) = telemetry {
+                t.shutdown();
+            }
+            served
         }
         Command::Config(args) => {
             let loaded = load(&args)?;
@@ -142,9 +169,26 @@ fn main() -> Result<()> {
         Command::Storage(StorageCommand::Init(args)) => {
             runtime()?.block_on(storage_cmd::init(args))
         }
+        Command::Warm { args, warm } => {
+            // Through a running server no store or source is opened here,
+            // so serve's settings (and their checks) do not apply.
+            let settings = match warm.server {
+                Some(_) => None,
+                None => Some(load(&args)?.settings),
+            };
+            let format = settings.as_ref().map_or(LogFormat::Text, |s| s.log_format);
+            // Warnings only: the progress report says what is going on.
+            let logs = init_logging(format, "warn", NO_TRACES);
+            let ok = runtime()?.block_on(warm::run(settings, warm))?;
+            drop(logs);
+            if !ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Verify { args, delete } => {
             let settings = load(&args)?.settings;
-            let logs = init_logging(settings.log_format);
+            let logs = init_logging(settings.log_format, "info", NO_TRACES);
             let ok = runtime()?.block_on(verify(settings, delete))?;
             drop(logs);
             if !ok {
@@ -249,26 +293,57 @@ async fn verify(settings: Settings, delete: bool) -> Result<bool> {
 /// Logs go through a background thread that batches writes, so request
 /// logging costs a request a formatted line, not a write to stderr. Hold the
 /// guard until exit: dropping it flushes what is queued.
-fn init_logging(format: LogFormat) -> logsink::FlushGuard {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SPARTA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logging to stderr at `SPARTA_LOG`, else at `default_level`. `traces` is
+/// the OTLP export layer, when trace export is on.
+fn init_logging<L>(format: LogFormat, default_level: &str, traces: Option<L>) -> logsink::FlushGuard
+where
+    L: Layer<Layered<Filtered<BoxedFmt, EnvFilter, Registry>, Registry>> + Send + Sync,
+{
+    let filter =
+        || EnvFilter::try_from_env("SPARTA_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let ansi = std::io::stderr().is_terminal();
     let dropped = logsink::DROPPED
         .get_or_init(logsink::dropped_counter)
         .clone();
     let (writer, guard) = logsink::batched(std::io::stderr(), format == LogFormat::Json, dropped);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(writer);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
+    // JSON lines keep their shape whether or not spans are being made.
+    let fmt: BoxedFmt = match format {
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter()))
+        .with(traces.map(|t| t.with_filter(filter())))
+        .init();
     guard
 }
 
-async fn serve(settings: Settings, started: Instant) -> Result<()> {
+/// The log-line layer, boxed so text and JSON are one type.
+type BoxedFmt = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// For commands that export no traces.
+const NO_TRACES: Option<tracing_subscriber::layer::Identity> = None;
+
+/// The proxy service as `serve` builds it, for `serve` and `warm`.
+pub(crate) struct Built {
+    pub store: Store,
+    pub proxy: Proxy,
+    pub metrics: Metrics,
+    pub coordination: Coordination,
+    pub databases: Vec<String>,
+}
+
+/// Opens the store and builds the service over it: leases, checksum
+/// databases, sources, the network mode.
+pub(crate) async fn build_service(settings: &Settings) -> Result<Built> {
     let store = Store::open(&settings.storage, &settings.s3())
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
@@ -317,11 +392,13 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         .collect();
     let sumdb = Sumdb::new(sumdb_config, store.clone())?;
     let metrics = Metrics::new();
-    let sources = sources(&settings, &metrics)?;
+    let sources = sources(settings, &metrics)?;
     if let Some(dropped) = logsink::DROPPED.get() {
         metrics.register(Box::new(dropped.clone()));
     }
     let holder = format!("{}-{}", hostname(), std::process::id());
+    let download_modes = sparta_core::download::DownloadModes::parse(&settings.download_mode)
+        .context("invalid --download-mode")?;
     let proxy = Proxy::new(
         store.clone(),
         sources,
@@ -334,9 +411,28 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
             spool_dir: settings.spool_dir(),
             coordination,
             holder,
+            network: settings.network.mode(),
+            download_modes,
             disk_tier: settings.disk_tier(&metrics)?,
         },
     );
+    Ok(Built {
+        store,
+        proxy,
+        metrics,
+        coordination,
+        databases,
+    })
+}
+
+async fn serve(settings: Settings, started: Instant) -> Result<()> {
+    let Built {
+        store,
+        proxy,
+        metrics,
+        coordination,
+        databases,
+    } = build_service(&settings).await?;
     let access_settings = settings.access()?;
     let (access, audit, audit_guard) = access::build(&access_settings, &metrics)?;
     let state = Arc::new(AppState {
@@ -346,6 +442,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         access,
         audit,
         admin_separate: access_settings.admin_listen.is_some(),
+        warm: Default::default(),
     });
     let listener = bind(settings.listen)
         .await
@@ -384,6 +481,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         upstream = %settings.upstream(),
         routes = settings.route.len(),
         coordination = ?coordination,
+        network = %settings.network.mode(),
         sumdb = ?databases,
         startup_ms = started.elapsed().as_millis() as u64,
         tls = tls.is_some(),

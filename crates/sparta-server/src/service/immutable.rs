@@ -57,6 +57,12 @@ impl Proxy {
         if let Some(body) = self.stored(kind, &storage_key).await? {
             return Ok(self.cache_immutable(storage_key, body, content_type).await);
         }
+        if self.offline() {
+            return Err(super::stored::not_stored(&format!(
+                "{module}@{version} .{}",
+                file.ext()
+            )));
+        }
         self.check_negative(kind, &storage_key).await?;
         let picked = self.pick(module).clone();
         let key_ref = storage_key.as_str();
@@ -150,6 +156,11 @@ impl Proxy {
     ) -> Result<(), ProxyError> {
         if self.timed_head(storage_key).await?.is_some() {
             return Ok(());
+        }
+        if self.offline() {
+            return Err(super::stored::not_stored(&format!(
+                "{module}@{version} .zip"
+            )));
         }
         self.check_negative(Kind::Zip, storage_key).await?;
         let picked = self.pick(module).clone();
