@@ -93,6 +93,13 @@ impl Proxy {
         Freshness::decode(&raw)
     }
 
+    /// Whether `record` is within the TTL now.
+    pub(super) fn is_fresh(&self, record: &Freshness) -> bool {
+        record
+            .remaining(self.inner.config.list_ttl, now_ms())
+            .is_some()
+    }
+
     /// The stored answer under `answer_key` if `record` says it is fresh:
     /// its body and the TTL left.
     pub(super) async fn fresh_stored(

@@ -92,17 +92,22 @@ impl Proxy {
                 .await;
         }
         // Another replica may have fetched it within the TTL.
-        let record = self.freshness(&storage_key).await;
-        if let Some(record) = &record
-            && let Some((body, left)) = self.fresh_stored(kind, &storage_key, record).await
-            && check_mutable(kind, &body).is_ok()
-        {
-            let entry = CachedFile::mutable(body, content_type, left);
-            self.inner
-                .cache
-                .insert(storage_key, Arc::clone(&entry))
-                .await;
-            return Ok(entry);
+        let mut record = self.freshness(&storage_key).await;
+        if let Some(fresh) = &record {
+            match self.fresh_stored(kind, &storage_key, fresh).await {
+                Some((body, left)) if check_mutable(kind, &body).is_ok() => {
+                    let entry = CachedFile::mutable(body, content_type, left);
+                    self.inner
+                        .cache
+                        .insert(storage_key, Arc::clone(&entry))
+                        .await;
+                    return Ok(entry);
+                }
+                // A fresh record whose stored answer is gone or different:
+                // forget it, so that the answer is written again below.
+                _ if self.is_fresh(fresh) => record = None,
+                _ => {}
+            }
         }
         let source = &self.pick(module).source;
         let host = source.host(module);
