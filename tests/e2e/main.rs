@@ -24,6 +24,7 @@ mod live;
 mod mount;
 mod offline;
 mod storage_init;
+mod traces;
 mod ui;
 mod version;
 mod warm;

@@ -13,7 +13,7 @@ use prometheus::IntGauge;
 use sparta_core::download::Action;
 use sparta_core::{FileKind, InfoVersion, ProxyRequest};
 use sparta_storage::ObjectStream;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::AppState;
 use crate::cache::CachedFile;
@@ -38,12 +38,14 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Res
     let in_flight = InFlight::enter(&state.metrics);
     let method = request.method().clone();
     let uri = request.uri().clone();
+    let span = sparta_trace::request_span(&method, uri.path(), request.headers());
     let (route, response) = if state.access.is_open() && state.audit.is_none() {
-        dispatch(&state, request).await
+        dispatch(&state, request).instrument(span.clone()).await
     } else {
         // Boxed: only guarded requests pay for the gate's future.
-        Box::pin(crate::gate::guarded(&state, request)).await
+        Box::pin(crate::gate::guarded(&state, request).instrument(span.clone())).await
     };
+    span.record("http.response.status_code", response.status().as_u16());
     drop(in_flight);
     observe(
         &state.metrics,

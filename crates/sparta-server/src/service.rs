@@ -32,7 +32,7 @@ use moka::future::Cache;
 use prometheus::IntCounter;
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use crate::cache::{CachedFile, MemoryCache};
 use crate::error::ProxyError;
@@ -246,7 +246,12 @@ impl Proxy {
 
     /// The memory tier: a hit or a miss, counted.
     async fn memory_lookup(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
-        let hit = self.inner.cache.get(storage_key).await;
+        let hit = self
+            .inner
+            .cache
+            .get(storage_key)
+            .instrument(sparta_trace::tier_span("cache", kind.label()))
+            .await;
         let result = if hit.is_some() {
             crate::audit::note_tier(crate::audit::Tier::Memory);
             "hit"
@@ -270,6 +275,8 @@ impl Proxy {
         key: &str,
         work: impl std::future::Future<Output = Result<V, ProxyError>> + Send + 'static,
     ) -> Result<V, ProxyError> {
+        // The work may run on another task: it keeps this request's span.
+        let work = work.instrument(tracing::Span::current());
         let (result, joined) = flights.run(key, work).await;
         if joined {
             self.inner
@@ -334,7 +341,9 @@ impl Proxy {
         let m = &self.inner.metrics;
         m.upstream_in_flight.inc();
         let started = Instant::now();
-        let result = call.await;
+        let result = call
+            .instrument(sparta_trace::tier_span("source", kind.label()))
+            .await;
         m.upstream_in_flight.dec();
         m.upstream_duration
             .with_label_values(&[kind.label()])
