@@ -17,6 +17,8 @@
 mod background;
 mod checks;
 mod coordination;
+pub mod disk_tier;
+mod freshness;
 mod immutable;
 mod metered;
 mod mutable;
@@ -72,6 +74,8 @@ pub struct ServiceConfig {
     pub network: sparta_core::network::NetworkMode,
     /// Per-pattern download modes (`--download-mode`).
     pub download_modes: sparta_core::download::DownloadModes,
+    /// The local disk tier for zips, if configured.
+    pub disk_tier: Option<Arc<disk_tier::DiskTier>>,
 }
 
 /// What a metric calls each kind of answer.

@@ -584,7 +584,7 @@ const FILE_CHUNK: usize = 256 * 1024;
 /// and no copy, and every chunk comes from the same few allocator arenas
 /// rather than one per blocking thread, so less memory is kept after a
 /// burst of downloads.
-fn file_stream(
+pub fn file_stream(
     file: std::fs::File,
     range: Range<u64>,
 ) -> BoxStream<'static, Result<Bytes, StorageError>> {

@@ -413,6 +413,7 @@ pub(crate) async fn build_service(settings: &Settings) -> Result<Built> {
             holder,
             network: settings.network.mode(),
             download_modes,
+            disk_tier: settings.disk_tier(&metrics)?,
         },
     );
     Ok(Built {
