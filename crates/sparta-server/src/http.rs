@@ -446,7 +446,7 @@ async fn metrics(state: &AppState) -> Response {
 
 fn index(state: &AppState) -> Response {
     let body = format!(
-        "Sparta Go module proxy {}\n\nUse it with:\n\n    go env -w GOPROXY=http://<this host>{}\n\nEndpoints: $module/@v/list, $module/@v/$version.info|.mod|.zip, $module/@latest, /sumdb/<name>/..., /healthz, /readyz, /metrics\n",
+        "Sparta Go module proxy {}\n\nUse it with:\n\n    go env -w GOPROXY=http://<this host>{}\n\nEndpoints: $module/@v/list, $module/@v/$version.info|.mod|.zip, $module/@latest, /sumdb/<name>/..., /catalog, /index, /ui (browse what is stored), /healthz, /readyz, /metrics\n",
         env!("CARGO_PKG_VERSION"),
         state.path_prefix
     );
