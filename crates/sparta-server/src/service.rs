@@ -14,12 +14,14 @@
 //! source's answer must look like, checksum verification), `metered` (timed,
 //! counted storage calls) and `range` (byte ranges of zips).
 
+mod background;
 mod checks;
 mod coordination;
 mod immutable;
 mod metered;
 mod mutable;
 mod range;
+mod stored;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,7 +32,7 @@ use moka::future::Cache;
 use prometheus::IntCounter;
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use crate::cache::{CachedFile, MemoryCache};
 use crate::error::ProxyError;
@@ -69,6 +71,10 @@ pub struct ServiceConfig {
     pub holder: String,
     /// Bounds on concurrent fetches and spool bytes.
     pub limits: crate::limits::LimitsConfig,
+    /// Whether misses may be fetched, and what a source failure answers.
+    pub network: sparta_core::network::NetworkMode,
+    /// Per-pattern download modes (`--download-mode`).
+    pub download_modes: sparta_core::download::DownloadModes,
 }
 
 /// What a metric calls each kind of answer.
@@ -93,7 +99,7 @@ impl Kind {
         Kind::Query,
     ];
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Kind::Info => "info",
             Kind::Mod => "mod",
@@ -121,9 +127,13 @@ struct Inner {
     zip_flights: Arc<Flights<()>>,
     metrics: Metrics,
     limits: FetchLimits,
+    /// Which versions the store holds (for `/catalog`, `/index`, `/ui`).
+    catalog: sparta_catalog::Catalog,
     /// `sparta_cache_lookups_total{tier="memory",result="hit"}` per kind,
     /// resolved once for the hot path.
     memory_hits: [IntCounter; 6],
+    /// Permits for `async` download mode's background fetches.
+    background: Arc<tokio::sync::Semaphore>,
     config: ServiceConfig,
 }
 
@@ -145,9 +155,16 @@ impl Proxy {
             Coordination::Local => "local",
         };
         metrics.lease_mode.with_label_values(&[mode]).set(1);
+        for network in sparta_core::network::NetworkMode::ALL {
+            metrics
+                .network_mode
+                .with_label_values(&[network.as_str()])
+                .set(i64::from(network == config.network));
+        }
         Proxy {
             inner: Arc::new(Inner {
                 cache: MemoryCache::new(config.cache_size, &metrics),
+                catalog: sparta_catalog::Catalog::new(store.clone(), &config.holder),
                 store,
                 sources,
                 sumdb,
@@ -161,6 +178,7 @@ impl Proxy {
                 }),
                 limits: FetchLimits::new(config.limits, metrics.registry()),
                 metrics,
+                background: background::permits(),
                 config,
             }),
         }
@@ -174,6 +192,37 @@ impl Proxy {
     /// The checksum database service, for the `/sumdb/` relay.
     pub fn sumdb(&self) -> &Sumdb {
         &self.inner.sumdb
+    }
+
+    /// The catalog of stored versions.
+    pub fn catalog(&self) -> &sparta_catalog::Catalog {
+        &self.inner.catalog
+    }
+
+    /// Notes a newly stored file in the catalog. A failure to write the
+    /// catalog's segment does not fail the request: the version is stored,
+    /// this replica knows it, and `sparta catalog --rebuild` recovers it.
+    async fn note_stored(
+        &self,
+        module: &sparta_core::ModulePath,
+        version: &sparta_core::Version,
+        file: sparta_core::FileKind,
+        size: u64,
+        h1: Option<&str>,
+    ) {
+        let file = match file {
+            sparta_core::FileKind::Info => sparta_catalog::index::File::Info,
+            sparta_core::FileKind::Mod => sparta_catalog::index::File::Mod,
+            sparta_core::FileKind::Zip => sparta_catalog::index::File::Zip,
+        };
+        if let Err(e) = self
+            .inner
+            .catalog
+            .stored(module, version, file, size, h1)
+            .await
+        {
+            warn!(module = %module, version = %version, error = %e, "could not record the stored file in the catalog");
+        }
     }
 
     /// The memory cache, for metrics.
@@ -202,7 +251,12 @@ impl Proxy {
 
     /// The memory tier: a hit or a miss, counted.
     async fn memory_lookup(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
-        let hit = self.inner.cache.get(storage_key).await;
+        let hit = self
+            .inner
+            .cache
+            .get(storage_key)
+            .instrument(sparta_trace::tier_span("cache", kind.label()))
+            .await;
         let result = if hit.is_some() {
             crate::audit::note_tier(crate::audit::Tier::Memory);
             "hit"
@@ -226,6 +280,8 @@ impl Proxy {
         key: &str,
         work: impl std::future::Future<Output = Result<V, ProxyError>> + Send + 'static,
     ) -> Result<V, ProxyError> {
+        // The work may run on another task: it keeps this request's span.
+        let work = work.instrument(tracing::Span::current());
         let (result, joined) = flights.run(key, work).await;
         if joined {
             self.inner
@@ -297,7 +353,9 @@ impl Proxy {
         let m = &self.inner.metrics;
         m.upstream_in_flight.inc();
         let started = Instant::now();
-        let result = call.await;
+        let result = call
+            .instrument(sparta_trace::tier_span("source", kind.label()))
+            .await;
         m.upstream_in_flight.dec();
         if let Some(refused) = crate::limits::spool_refused() {
             warn!(key = %storage_key, host, "fetch refused: spool budget taken");

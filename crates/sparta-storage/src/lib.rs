@@ -1,10 +1,12 @@
 //! Object storage for Sparta, on top of `object_store`.
 //!
 //! One [`Store`] wraps an `Arc<dyn ObjectStore>` chosen by URL (local path,
-//! `file://`, `memory://`, `s3://bucket/prefix`). Immutable files are written
+//! `file://`, `memory://`, `s3://bucket/prefix`, `gs://bucket/prefix`,
+//! `az://container/prefix`). Immutable files are written
 //! once (`PutMode::Create`); an object is visible only when completely stored.
 
 mod aws_env;
+mod cloud;
 pub mod init;
 mod lease;
 mod lease_guard;
@@ -111,6 +113,17 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
 }
 
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Storage key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification (for write-once objects: when stored).
+    pub modified: SystemTime,
+}
+
 /// A stored object's body as a stream of chunks.
 pub struct ObjectStream {
     /// The whole object's size and ETag.
@@ -195,6 +208,34 @@ impl Store {
             store.shared = true;
             return Ok(store);
         }
+        if let Some((scheme, rest)) = url.split_once("://")
+            && matches!(scheme, "gs" | "az")
+        {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(StorageError::Config(format!("no bucket in {url}")));
+            }
+            let prefix = prefix.trim_matches('/');
+            let (store, emulator): (Arc<dyn ObjectStore>, _) = if scheme == "gs" {
+                let (s, e) = cloud::build_gcs(bucket)?;
+                (Arc::new(s), e)
+            } else {
+                let (s, e) = cloud::build_azure(bucket)?;
+                (Arc::new(s), e)
+            };
+            let mut description = format!("{scheme}://{bucket}/{prefix}");
+            if let Some(ep) = emulator {
+                description.push_str(&format!(" (emulator {ep})"));
+            }
+            let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                store
+            } else {
+                Arc::new(PrefixStore::new(store, prefix))
+            };
+            let mut store = Store::from_object_store(inner, description);
+            store.shared = true;
+            return Ok(store);
+        }
         let dir = if url.starts_with("file://") {
             let parsed = url::Url::parse(url)
                 .map_err(|e| StorageError::Config(format!("bad file url {url}: {e}")))?;
@@ -203,7 +244,7 @@ impl Store {
                 .map_err(|()| StorageError::Config(format!("bad file url {url}")))?
         } else if url.contains("://") {
             return Err(StorageError::Config(format!(
-                "unsupported storage scheme in {url} (use a path, file://, memory:// or s3://)"
+                "unsupported storage scheme in {url} (use a path, file://, memory://, s3://, gs:// or az://)"
             )));
         } else {
             std::path::PathBuf::from(url)
@@ -457,6 +498,25 @@ impl Store {
         let mut keys: Vec<String> = metas.iter().map(|m| key_of(&m.location)).collect();
         keys.sort();
         Ok(keys)
+    }
+
+    /// Lists every object under `prefix` with its size and modification
+    /// time, sorted by key (a catalog rebuild reads times from here).
+    pub async fn list_with_meta(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
+        let prefix = obj_path(prefix);
+        let prefix = (!prefix.as_ref().is_empty()).then_some(prefix);
+        let mut out: Vec<ListedObject> = self
+            .inner
+            .list(prefix.as_ref())
+            .map_ok(|m| ListedObject {
+                key: key_of(&m.location),
+                size: m.size,
+                modified: SystemTime::from(m.last_modified),
+            })
+            .try_collect()
+            .await?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     /// Cheap round trip to the store, for `/readyz`.
