@@ -79,6 +79,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub lease_mode: IntGaugeVec,
     pub lease_renewal_failures: IntCounter,
+    /// Client connections per listener (see [`crate::serve`]).
+    pub connections: crate::serve::ConnMetrics,
     routes: Arc<[RouteSeries; 7]>,
 }
 
@@ -253,6 +255,7 @@ impl Metrics {
                 r.register(Box::new(c.clone())).expect("unique metric");
                 c
             },
+            connections: crate::serve::ConnMetrics::register(&r),
             registry: r,
         };
         let build = Gauge::with_opts(
