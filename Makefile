@@ -42,6 +42,8 @@ tools: go-toolchain
 	@bash scripts/s3-server.sh install
 	@bash scripts/install-deploy-tools.sh
 	@bash scripts/install-nginx.sh
+	@bash scripts/install-sshd.sh
+	@bash scripts/install-chromium.sh
 
 test: tools lint
 	$(CARGO) build -p sparta

@@ -395,6 +395,10 @@ def cmd_rendered(path, values_name):
         for ep in sm["spec"]["endpoints"]:
             if ep.get("port") not in ports or ep.get("path") != "/metrics":
                 fail(f"{where}: ServiceMonitor endpoint {ep} does not scrape the Service's /metrics")
+            # Sparta serving TLS answers only https on its port.
+            want = "https" if "SPARTA_TLS_CERT" in env else "http"
+            if ep.get("scheme", "http") != want:
+                fail(f"{where}: ServiceMonitor endpoint scheme {ep.get('scheme', 'http')} but Sparta serves {want}")
     print(f"rendered({values_name}): {len(docs)} objects: {', '.join(sorted(by_kind))}")
 
 

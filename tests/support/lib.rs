@@ -12,6 +12,7 @@ use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 pub mod git;
+pub mod sumdb;
 pub mod tls;
 
 use sha2::{Digest, Sha256};

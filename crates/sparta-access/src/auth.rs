@@ -245,8 +245,13 @@ impl Authenticator {
                 let htpasswd = self.htpasswd.as_ref().map(Watched::current);
                 match htpasswd {
                     Some(h) if h.has_user(&user) => self.password(&h, &user, &password, now),
-                    // A netrc line may carry a token as its password.
-                    _ => self.token(&password),
+                    // A netrc line may carry a token as its password; if it
+                    // is none, the dummy hash makes an unknown user cost as
+                    // much as a wrong password (no user enumeration by time).
+                    Some(h) => self.token(&password).inspect_err(|_| {
+                        h.verify(&user, &password);
+                    }),
+                    None => self.token(&password),
                 }
             }
         }
@@ -262,12 +267,15 @@ impl Authenticator {
             Err(e) => Check::Done(Err(e)),
             Ok(Credential::Bearer(token)) => Check::Done(self.token(&token)),
             Ok(Credential::Basic { user, password }) => {
-                let known = self
-                    .htpasswd
-                    .as_ref()
-                    .is_some_and(|w| w.current().has_user(&user));
-                if !known {
+                let Some(htpasswd) = self.htpasswd.as_ref().map(Watched::current) else {
                     return Check::Done(self.token(&password));
+                };
+                if !htpasswd.has_user(&user) {
+                    return match self.token(&password) {
+                        Ok(p) => Check::Done(Ok(p)),
+                        // Refused only after the dummy hash, off the async threads.
+                        Err(_) => Check::NeedsHash,
+                    };
                 }
                 let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
                 if cache.hit(&cache.key(&user, &password), now) {
@@ -374,6 +382,20 @@ mod tests {
         assert_eq!(
             a.authenticate(Some(&basic("x", "tok")), t0),
             Ok(Principal::Token("ci".into()))
+        );
+        assert_eq!(
+            a.check_cached(Some(&basic("x", "tok")), t0),
+            Check::Done(Ok(Principal::Token("ci".into())))
+        );
+        // An unknown user with a password that is no token is refused only
+        // after a hash, like a wrong password (off the async threads).
+        assert_eq!(
+            a.check_cached(Some(&basic("mallory", "pw1")), t0),
+            Check::NeedsHash
+        );
+        assert_eq!(
+            a.authenticate(Some(&basic("mallory", "pw1")), t0),
+            Err(AuthFailure::Rejected)
         );
         assert_eq!(
             a.authenticate(Some(b"Bearer nope"), t0),

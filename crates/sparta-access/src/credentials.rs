@@ -92,12 +92,16 @@ enum PasswordHash {
 #[derive(Debug, Clone, Default)]
 pub struct Htpasswd {
     users: HashMap<String, PasswordHash>,
+    /// Checked for unknown users, so an unknown user costs as much as a
+    /// wrong password (the file's first entry: same algorithm, same cost).
+    dummy: Option<PasswordHash>,
 }
 
 impl Htpasswd {
     /// Parses htpasswd text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, AccessError> {
         let mut users = HashMap::new();
+        let mut dummy = None;
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -117,9 +121,10 @@ impl Htpasswd {
                     "unsupported hash: use bcrypt (htpasswd -B) or SHA-256 crypt (openssl passwd -5)",
                 ));
             };
+            dummy.get_or_insert_with(|| hash.clone());
             users.insert(user.to_owned(), hash);
         }
-        Ok(Htpasswd { users })
+        Ok(Htpasswd { users, dummy })
     }
 
     /// Number of users.
@@ -137,12 +142,29 @@ impl Htpasswd {
         self.users.contains_key(user)
     }
 
-    /// Checks a password; both algorithms compare in constant time.
+    /// Checks a password; both algorithms compare in constant time, and an
+    /// unknown user is checked against a real hash too (same cost).
     pub fn verify(&self, user: &str, password: &str) -> bool {
+        let (hash, known) = self.hash_for(user);
+        let matched = hash.is_some_and(|h| h.check(password));
+        known && std::hint::black_box(matched)
+    }
+
+    /// The hash a password for `user` is checked against, and whether the
+    /// user is known; unknown users get the dummy.
+    fn hash_for(&self, user: &str) -> (Option<&PasswordHash>, bool) {
         match self.users.get(user) {
-            Some(PasswordHash::Bcrypt(h)) => bcrypt::verify(password, h).unwrap_or(false),
-            Some(PasswordHash::Sha256Crypt(h)) => sha_crypt::sha256_check(password, h).is_ok(),
-            None => false,
+            Some(h) => (Some(h), true),
+            None => (self.dummy.as_ref(), false),
+        }
+    }
+}
+
+impl PasswordHash {
+    fn check(&self, password: &str) -> bool {
+        match self {
+            PasswordHash::Bcrypt(h) => bcrypt::verify(password, h).unwrap_or(false),
+            PasswordHash::Sha256Crypt(h) => sha_crypt::sha256_check(password, h).is_ok(),
         }
     }
 }
@@ -290,6 +312,17 @@ mod tests {
         assert!(h.verify("bob", "Hello world!"));
         assert!(!h.verify("bob", "hello world!"));
         assert!(!h.verify("nobody", "s3cret"));
+        // An unknown user is checked against a real entry (same algorithm
+        // and cost as a known user), never answered early.
+        let (dummy, known) = h.hash_for("nobody");
+        assert!(!known);
+        assert!(
+            matches!(dummy, Some(PasswordHash::Bcrypt(d)) if d[..7] == bc[..7]),
+            "{dummy:?}"
+        );
+        // Even the dummy's own password does not let an unknown user in.
+        assert!(!h.verify("nobody", "s3cret"));
+        assert_eq!(Htpasswd::default().hash_for("x").0.map(|_| ()), None);
     }
 
     #[test]

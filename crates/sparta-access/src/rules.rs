@@ -2,8 +2,9 @@
 //!
 //! A rule is `ACTION PATTERN[@RANGE] [REASON]`: `exclude github.com/evil/*
 //! compromised upstream`, `exclude example.com/lib@<v1.4.2 CVE-2026-0001`,
-//! `allow corp.example.com`. PATTERN is one GOPRIVATE-style glob (it matches
-//! the path and everything below it, `*` and `?` within one element);
+//! `allow corp.example.com`. PATTERN is one GOPRIVATE-style glob, matched by
+//! `sparta_core::glob` like routes and `--nosumdb` (it matches the path and
+//! everything below it; `*`, `?` and `[...]` stay within one element);
 //! RANGE is comparisons joined by `,`, all of which must hold
 //! (`>=v1.0.0,<v1.4.2`). The first rule that matches decides; with no match
 //! a module is served, unless some `allow` rule exists, which makes the
@@ -11,6 +12,7 @@
 
 use std::cmp::Ordering;
 
+use sparta_core::glob::GlobList;
 use sparta_core::version::compare;
 use sparta_core::{ModulePath, Version};
 
@@ -42,7 +44,7 @@ impl Bound {
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub action: Action,
-    glob: Vec<String>,
+    glob: GlobList,
     range: Vec<Bound>,
     /// Told to the client when this rule refuses a request.
     pub reason: String,
@@ -88,7 +90,7 @@ impl ModuleRules {
     /// none, and for them only rules without a range apply.
     pub fn decide(&self, module: &ModulePath, version: Option<&Version>) -> ModuleVerdict {
         for rule in &self.rules {
-            if !glob_matches(&rule.glob, module.as_str()) {
+            if !rule.glob.matches(module.as_str()) {
                 continue;
             }
             let in_range = match version {
@@ -164,19 +166,18 @@ impl Rule {
     }
 }
 
-fn parse_glob(pattern: &str) -> Result<Vec<String>, String> {
+fn parse_glob(pattern: &str) -> Result<GlobList, String> {
     let pattern = pattern.trim_end_matches('/');
     if pattern.is_empty() {
         return Err("empty pattern".into());
     }
-    if pattern.contains(['[', '\\', ',']) {
-        return Err("patterns hold one glob of `*` and `?` (no classes, no lists)".into());
+    if pattern.contains(',') {
+        return Err("a rule holds one glob (no comma-separated lists)".into());
     }
-    let elems: Vec<String> = pattern.split('/').map(str::to_owned).collect();
-    if elems.iter().any(String::is_empty) {
+    if pattern.split('/').any(str::is_empty) {
         return Err("empty path element".into());
     }
-    Ok(elems)
+    GlobList::parse(pattern)
 }
 
 fn parse_range(range: &str) -> Result<Vec<Bound>, String> {
@@ -205,37 +206,6 @@ fn parse_range(range: &str) -> Result<Vec<Bound>, String> {
             })
         })
         .collect()
-}
-
-/// GOPRIVATE semantics: the glob matches a prefix of the path's elements.
-fn glob_matches(glob: &[String], path: &str) -> bool {
-    let mut elems = path.split('/');
-    glob.iter().all(|g| match elems.next() {
-        Some(e) => element_matches(g.as_bytes(), e.as_bytes()),
-        None => false,
-    })
-}
-
-/// `path.Match` for one element with `*` and `?` (elements hold no `/`).
-fn element_matches(pat: &[u8], s: &[u8]) -> bool {
-    let (mut p, mut i) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while i < s.len() {
-        if p < pat.len() && (pat[p] == b'?' || pat[p] == s[i]) {
-            p += 1;
-            i += 1;
-        } else if p < pat.len() && pat[p] == b'*' {
-            star = Some((p, i));
-            p += 1;
-        } else if let Some((sp, si)) = star {
-            p = sp + 1;
-            i = si + 1;
-            star = Some((sp, si + 1));
-        } else {
-            return false;
-        }
-    }
-    pat[p..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]
@@ -280,6 +250,13 @@ mod tests {
             r.decide(&m("x.evil.test/abbc"), None),
             ModuleVerdict::Allowed
         );
+        // The project's one matcher: classes work as in GOPRIVATE.
+        let r = rules(&["exclude evil.test/[ab]x"]);
+        assert!(matches!(
+            r.decide(&m("evil.test/bx/y"), None),
+            ModuleVerdict::Excluded(_)
+        ));
+        assert_eq!(r.decide(&m("evil.test/cx"), None), ModuleVerdict::Allowed);
     }
 
     #[test]
@@ -337,7 +314,7 @@ mod tests {
         for bad in [
             "exclude",
             "block github.com/x",
-            "exclude github.com/[ab]",
+            "exclude github.com/[ab",
             "exclude github.com//x",
             "exclude github.com/x@<1.0",
             "exclude a,b",
@@ -353,16 +330,19 @@ mod tests {
             let g = parse_glob(&path).unwrap();
             let below = format!("{path}/sub");
             let longer = format!("{path}x");
-            proptest::prop_assert!(glob_matches(&g, &path));
-            proptest::prop_assert!(glob_matches(&g, &below));
-            proptest::prop_assert!(!glob_matches(&g, &longer));
+            proptest::prop_assert!(g.matches(&path));
+            proptest::prop_assert!(g.matches(&below));
+            proptest::prop_assert!(!g.matches(&longer));
         }
 
         #[test]
         fn star_matches_any_element(e in "[a-z0-9.-]{0,12}") {
-            proptest::prop_assert!(element_matches(b"*", e.as_bytes()));
-            let with = format!("x{e}y");
-            proptest::prop_assert!(element_matches(b"x*y", with.as_bytes()));
+            let star = parse_glob("x.test/*").unwrap();
+            let path = format!("x.test/{e}");
+            proptest::prop_assert!(e.is_empty() || star.matches(&path));
+            let around = parse_glob("x.test/x*y").unwrap();
+            let with = format!("x.test/x{e}y");
+            proptest::prop_assert!(around.matches(&with));
         }
 
         #[test]

@@ -5,6 +5,7 @@
 //! GOPROXY request path into a typed [`ProxyRequest`], the storage key layout,
 //! module zip checks and `h1:` hashes, and GOPROXY list parsing.
 
+pub mod download;
 pub mod error;
 pub mod escape;
 pub mod glob;
@@ -13,10 +14,12 @@ pub mod hash;
 pub mod key;
 pub mod module;
 pub mod modzip;
+pub mod network;
 pub mod proxylist;
 pub mod request;
 pub mod routes;
 pub mod version;
+pub mod warmlist;
 pub mod zipcheck;
 
 pub use error::CoreError;

@@ -13,6 +13,9 @@ pub enum ProxyError {
     /// The path is not a valid proxy request (bad module path, version, escape).
     #[error("{0}")]
     Invalid(String),
+    /// A query parameter of a catalog, index or page request is unusable.
+    #[error("{0}")]
+    BadQuery(String),
     /// Nothing is there: 404, or 410 when upstream said gone.
     #[error("{reason}")]
     NotFound { status: u16, reason: String },
@@ -40,7 +43,10 @@ impl ProxyError {
             // The go command falls through to the next proxy only on 404/410,
             // so malformed requests are "not found", never 400.
             ProxyError::Invalid(_) => StatusCode::NOT_FOUND,
+            ProxyError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ProxyError::NotFound { status: 410, .. } => StatusCode::GONE,
+            // `--download-mode ...=none:403`: stops the go command's `,` fallback.
+            ProxyError::NotFound { status: 403, .. } => StatusCode::FORBIDDEN,
             ProxyError::NotFound { .. } => StatusCode::NOT_FOUND,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,

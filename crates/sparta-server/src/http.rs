@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use prometheus::IntGauge;
+use sparta_core::download::Action;
 use sparta_core::{FileKind, InfoVersion, ProxyRequest};
 use sparta_storage::ObjectStream;
 use tracing::{Instrument, info, warn};
@@ -22,6 +23,10 @@ use crate::reqid::{self, RequestId};
 use crate::service::{Kind, RangeRequest, ZIP};
 
 mod cached;
+mod catalog;
+mod modes;
+mod ui;
+mod warm;
 
 /// Cache policy for files that never change.
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
@@ -164,6 +169,17 @@ pub(crate) async fn dispatch(state: &AppState, request: Request) -> (RouteKind, 
             ProxyError::Invalid("not found".into()).into_response(),
         );
     };
+    if let Some(reply) = Box::pin(browse(
+        state,
+        rest,
+        request.method(),
+        request.uri(),
+        request.headers(),
+    ))
+    .await
+    {
+        return (RouteKind::Other, reply);
+    }
     if rest.starts_with("sumdb/") {
         let reply = match Box::pin(sumdb(state, request.method(), rest)).await {
             Ok(r) => r,
@@ -194,10 +210,37 @@ pub(crate) async fn dispatch(state: &AppState, request: Request) -> (RouteKind, 
         Ok(req) if cached::fetch_disabled(request.headers()) => {
             Box::pin(cached::proxy(state, req, request.headers(), head)).await
         }
-        Ok(req) => Box::pin(proxy(state, req, request.headers(), head)).await,
+        Ok(req) => match state.proxy.download_action(&req, rest) {
+            Action::Serve => Box::pin(proxy(state, req, request.headers(), head)).await,
+            action => Box::pin(modes::apply(state, req, request.headers(), head, action)).await,
+        },
         Err(e) => Err(ProxyError::from(e)),
     };
     (route, result.unwrap_or_else(IntoResponse::into_response))
+}
+
+/// `/catalog`, `/index` and the `/ui` pages; `None` for any other path.
+/// (A module path's first element holds a dot, so these never shadow one.)
+async fn browse(
+    state: &AppState,
+    rest: &str,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let answer = match rest {
+        "catalog" | "index" | "ui" | "ui/" | "ui/module"
+            if !matches!(*method, Method::GET | Method::HEAD) =>
+        {
+            Err(ProxyError::MethodNotAllowed)
+        }
+        "catalog" => catalog::catalog(state, uri).await,
+        "index" => catalog::index(state, uri).await,
+        "ui" | "ui/" => ui::search(state, uri, headers).await,
+        "ui/module" => ui::module(state, uri).await,
+        _ => return None,
+    };
+    Some(answer.unwrap_or_else(IntoResponse::into_response))
 }
 
 async fn proxy(
@@ -402,7 +445,12 @@ async fn readyz(state: &AppState) -> Response {
     match check {
         Ok(Ok(())) => {
             state.metrics.ready.set(1);
-            text(StatusCode::OK, "ready\n")
+            let mut r = format!("ready\nnetwork: {}\n", state.proxy.network()).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
         }
         Ok(Err(e)) => {
             state.metrics.ready.set(0);
@@ -487,7 +535,8 @@ async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response
             reason: format!("{module} is private: not looked up in a checksum database"),
         });
     }
-    let found = if cached_only {
+    // Offline, the checksum database is answered from what is stored.
+    let found = if cached_only || state.proxy.offline() {
         state.proxy.sumdb().cached(name, looked_up).await
     } else {
         state.proxy.sumdb().proxy(name, file).await
@@ -515,15 +564,17 @@ async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response
     Ok(bytes_response(file.body, file.content_type, cache_control))
 }
 
-/// The admin address's one handler: probes and metrics, nothing else.
+/// The admin address's one handler: probes, metrics and the warm job.
 pub async fn admin(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    match request.uri().path() {
+    let path = request.uri().path().to_owned();
+    match path.as_str() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => Box::pin(readyz(&state)).await,
         "/metrics" => Box::pin(metrics(&state)).await,
+        "/warm" => Box::pin(warm::warm(&state, request)).await,
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: the admin address serves /healthz, /readyz and /metrics\n",
+            "not found: the admin address serves /healthz, /readyz, /metrics and /warm\n",
         ),
     }
 }

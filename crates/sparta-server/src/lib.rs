@@ -15,6 +15,7 @@ pub mod service;
 pub mod source;
 pub mod tls;
 pub mod version;
+pub mod warm;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub audit: Option<audit::AuditLog>,
     /// `/metrics` is served on the admin address only.
     pub admin_separate: bool,
+    /// The background warm started by `POST /warm` on the admin address.
+    pub warm: warm::WarmJobs,
 }
 
 /// Builds the router: one fallback handler sees every request.

@@ -79,6 +79,14 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub lease_mode: IntGaugeVec,
     pub lease_renewal_failures: IntCounter,
+    /// 1 for the `--network` mode in use.
+    pub network_mode: IntGaugeVec,
+    /// Answers given from the store because a source failed (`--network fallback`).
+    pub network_fallback_answers: IntCounterVec,
+    /// Requests by the download mode their module's pattern picked.
+    pub download_mode_requests: IntCounterVec,
+    /// `async` download mode's background fetches: started or dropped (too many).
+    pub background_fetches: IntCounterVec,
     /// Client connections per listener (see [`crate::serve`]).
     pub connections: crate::serve::ConnMetrics,
     routes: Arc<[RouteSeries; 7]>,
@@ -255,6 +263,36 @@ impl Metrics {
                 r.register(Box::new(c.clone())).expect("unique metric");
                 c
             },
+            network_mode: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "sparta_network_mode",
+                        "1 for the network mode in use (strict, offline or fallback).",
+                    ),
+                    &["mode"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            network_fallback_answers: counter(
+                &r,
+                "sparta_network_fallback_answers_total",
+                "Answers given from the store because a source failed, by kind.",
+                &["kind"],
+            ),
+            download_mode_requests: counter(
+                &r,
+                "sparta_download_mode_requests_total",
+                "Proxy requests by the download mode of their module (sync, async, redirect, none).",
+                &["mode"],
+            ),
+            background_fetches: counter(
+                &r,
+                "sparta_background_fetches_total",
+                "Background fetches of the async download mode: started, or dropped when too many run.",
+                &["outcome"],
+            ),
             connections: crate::serve::ConnMetrics::register(&r),
             registry: r,
         };

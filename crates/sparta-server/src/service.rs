@@ -14,12 +14,14 @@
 //! source's answer must look like, checksum verification), `metered` (timed,
 //! counted storage calls) and `range` (byte ranges of zips).
 
+mod background;
 mod checks;
 mod coordination;
 mod immutable;
 mod metered;
 mod mutable;
 mod range;
+mod stored;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,6 +68,10 @@ pub struct ServiceConfig {
     pub coordination: Coordination,
     /// Identifies this replica in leases.
     pub holder: String,
+    /// Whether misses may be fetched, and what a source failure answers.
+    pub network: sparta_core::network::NetworkMode,
+    /// Per-pattern download modes (`--download-mode`).
+    pub download_modes: sparta_core::download::DownloadModes,
 }
 
 /// What a metric calls each kind of answer.
@@ -90,7 +96,7 @@ impl Kind {
         Kind::Query,
     ];
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Kind::Info => "info",
             Kind::Mod => "mod",
@@ -117,9 +123,13 @@ struct Inner {
     small_flights: Arc<Flights<Arc<CachedFile>>>,
     zip_flights: Arc<Flights<()>>,
     metrics: Metrics,
+    /// Which versions the store holds (for `/catalog`, `/index`, `/ui`).
+    catalog: sparta_catalog::Catalog,
     /// `sparta_cache_lookups_total{tier="memory",result="hit"}` per kind,
     /// resolved once for the hot path.
     memory_hits: [IntCounter; 6],
+    /// Permits for `async` download mode's background fetches.
+    background: Arc<tokio::sync::Semaphore>,
     config: ServiceConfig,
 }
 
@@ -141,9 +151,16 @@ impl Proxy {
             Coordination::Local => "local",
         };
         metrics.lease_mode.with_label_values(&[mode]).set(1);
+        for network in sparta_core::network::NetworkMode::ALL {
+            metrics
+                .network_mode
+                .with_label_values(&[network.as_str()])
+                .set(i64::from(network == config.network));
+        }
         Proxy {
             inner: Arc::new(Inner {
                 cache: MemoryCache::new(config.cache_size, &metrics),
+                catalog: sparta_catalog::Catalog::new(store.clone(), &config.holder),
                 store,
                 sources,
                 sumdb,
@@ -156,6 +173,7 @@ impl Proxy {
                         .with_label_values(&["memory", kind.label(), "hit"])
                 }),
                 metrics,
+                background: background::permits(),
                 config,
             }),
         }
@@ -169,6 +187,37 @@ impl Proxy {
     /// The checksum database service, for the `/sumdb/` relay.
     pub fn sumdb(&self) -> &Sumdb {
         &self.inner.sumdb
+    }
+
+    /// The catalog of stored versions.
+    pub fn catalog(&self) -> &sparta_catalog::Catalog {
+        &self.inner.catalog
+    }
+
+    /// Notes a newly stored file in the catalog. A failure to write the
+    /// catalog's segment does not fail the request: the version is stored,
+    /// this replica knows it, and `sparta catalog --rebuild` recovers it.
+    async fn note_stored(
+        &self,
+        module: &sparta_core::ModulePath,
+        version: &sparta_core::Version,
+        file: sparta_core::FileKind,
+        size: u64,
+        h1: Option<&str>,
+    ) {
+        let file = match file {
+            sparta_core::FileKind::Info => sparta_catalog::index::File::Info,
+            sparta_core::FileKind::Mod => sparta_catalog::index::File::Mod,
+            sparta_core::FileKind::Zip => sparta_catalog::index::File::Zip,
+        };
+        if let Err(e) = self
+            .inner
+            .catalog
+            .stored(module, version, file, size, h1)
+            .await
+        {
+            warn!(module = %module, version = %version, error = %e, "could not record the stored file in the catalog");
+        }
     }
 
     /// The memory cache, for metrics.

@@ -111,6 +111,17 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
 }
 
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Storage key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification (for write-once objects: when stored).
+    pub modified: SystemTime,
+}
+
 /// A stored object's body as a stream of chunks.
 pub struct ObjectStream {
     /// The whole object's size and ETag.
@@ -457,6 +468,25 @@ impl Store {
         let mut keys: Vec<String> = metas.iter().map(|m| key_of(&m.location)).collect();
         keys.sort();
         Ok(keys)
+    }
+
+    /// Lists every object under `prefix` with its size and modification
+    /// time, sorted by key (a catalog rebuild reads times from here).
+    pub async fn list_with_meta(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
+        let prefix = obj_path(prefix);
+        let prefix = (!prefix.as_ref().is_empty()).then_some(prefix);
+        let mut out: Vec<ListedObject> = self
+            .inner
+            .list(prefix.as_ref())
+            .map_ok(|m| ListedObject {
+                key: key_of(&m.location),
+                size: m.size,
+                modified: SystemTime::from(m.last_modified),
+            })
+            .try_collect()
+            .await?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     /// Cheap round trip to the store, for `/readyz`.

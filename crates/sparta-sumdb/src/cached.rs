@@ -29,7 +29,8 @@ impl Sumdb {
         if let Some((body, _)) = cache.get(&format!("{}/{rel}", db.config.name)).await {
             return Ok(file(body, Tier::Memory));
         }
-        if immutable {
+        // Partial tiles are stored too once a record proof used them.
+        if immutable || matches!(parsed, SumdbPath::Tile(_)) {
             let key = sparta_core::key::sumdb(&db.config.name, &rel);
             match self.inner.store.get(&key).await {
                 Ok(Some(body)) => return Ok(file(body, Tier::Storage)),
@@ -38,7 +39,7 @@ impl Sumdb {
             }
         }
         Err(SumdbError::NotFound(format!(
-            "{name}/{path} is not cached, and cached-only forbids fetching it"
+            "{name}/{path} is not stored here, and fetching it is not allowed (cached-only or --network offline)"
         )))
     }
 }

@@ -12,6 +12,7 @@
 mod cached;
 mod error;
 mod fetch;
+mod import;
 pub mod note;
 pub mod path;
 pub mod pattern;
@@ -28,6 +29,7 @@ use sparta_storage::{PutOutcome, Store};
 use tracing::{debug, warn};
 
 pub use error::SumdbError;
+pub use import::Imported;
 pub use path::SumdbPath;
 pub use verify_store::{VerifyFailure, VerifyProgress, VerifyReport, verify_store};
 

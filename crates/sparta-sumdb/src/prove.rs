@@ -68,6 +68,8 @@ impl Sumdb {
         for (tile, data) in tiles {
             if tile.is_full() {
                 self.keep_if_proven(db, tree, tile, data).await;
+            } else {
+                self.keep_partial(db, tile, &data).await;
             }
         }
         // Record::parse checked the text is UTF-8.
@@ -85,7 +87,7 @@ impl Sumdb {
     }
 
     /// Proves a full tile against `tree`.
-    async fn prove_tile_in(
+    pub(crate) async fn prove_tile_in(
         &self,
         db: &Db,
         tree: Tree,
@@ -172,6 +174,21 @@ impl Sumdb {
             Err(e) => {
                 debug!(tile = %rel, error = %e, "tile used by a proof does not prove on its own")
             }
+        }
+    }
+
+    /// Stores a partial tile the record proof just used: the right edge of
+    /// the signed tree, every hash of which went into the root it
+    /// reproduced. A partial tile's path names its width, so its content
+    /// never changes; offline, it is what the go command asks for to check
+    /// that same record.
+    async fn keep_partial(&self, db: &Db, tile: Tile, data: &Bytes) {
+        if data.len() != tile.hash_bytes() {
+            return;
+        }
+        let stored = sparta_core::key::sumdb(&db.config.name, &tile.path());
+        if let Err(e) = self.inner.store.put_once(&stored, data.clone()).await {
+            debug!(key = stored, error = %e, "could not store a proven partial tile");
         }
     }
 

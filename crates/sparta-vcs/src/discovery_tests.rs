@@ -171,7 +171,7 @@ async fn a_meta_tag_pointing_at_a_metadata_address_is_refused() {
         std::sync::Arc::new(crate::VcsMetrics::new()),
     )
     .unwrap();
-    let err = mirrors.get(&root.url, true).await.err().unwrap();
+    let err = mirrors.get(&root.url, true, None).await.err().unwrap();
     assert!(matches!(err, VcsError::Refused(_)), "{err}");
     assert_eq!(
         std::fs::read_dir(cache.path().join("mirrors"))

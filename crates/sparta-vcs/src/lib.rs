@@ -177,9 +177,39 @@ impl Vcs {
         &self,
         module: &ModulePath,
         refresh: bool,
+        version: Option<&Version>,
     ) -> Result<(Mirror, RepoRoot, repo::Refs), VcsError> {
         let root = self.discover(module).await?;
-        let mirror = self.inner.mirrors.get(&root.url, refresh).await?;
+        // A tagged version needs only its tag; a pseudo-version needs history.
+        let tag = match version {
+            Some(v) if !refresh && !v.is_pseudo() => Some(
+                CodeRepo::new(
+                    self.inner.mirrors.git.clone(),
+                    Default::default(),
+                    String::new(),
+                    module.clone(),
+                    &root.root,
+                    repo::Refs::new(),
+                )?
+                .rev_to_rev(v.as_str()),
+            ),
+            _ => None,
+        };
+        let mirror = self
+            .inner
+            .mirrors
+            .get(&root.url, refresh, tag.as_deref())
+            .await?;
+        if tag.is_some() && mirror::is_shallow(&mirror.dir) {
+            // The answer needed one tag; the next version or pseudo-version
+            // will need the rest: complete the mirror off the request path.
+            let (vcs, url) = (self.clone(), root.url.clone());
+            tokio::spawn(async move {
+                if let Err(e) = vcs.inner.mirrors.get(&url, false, None).await {
+                    tracing::warn!(repository = %scrub::scrub(&url), error = %e, "completing the mirror failed");
+                }
+            });
+        }
         let refs = repo::refs(&self.inner.mirrors.git, &mirror.dir).await?;
         Ok((mirror, root, refs))
     }
@@ -192,6 +222,7 @@ impl Vcs {
         &'s self,
         module: &'s ModulePath,
         refresh: bool,
+        version: Option<&'s Version>,
         f: F,
     ) -> BoxFuture<'s, T>
     where
@@ -200,11 +231,11 @@ impl Vcs {
         T: Send + 's,
     {
         Box::pin(async move {
-            let code = Box::pin(self.code(module, refresh)).await?;
+            let code = Box::pin(self.code(module, refresh, version)).await?;
             match Box::pin(f(code.1)).await {
                 Err(VcsError::NotFound(_)) if !refresh => {
                     drop(code.0);
-                    let (_guard, code) = Box::pin(self.code(module, true)).await?;
+                    let (_guard, code) = Box::pin(self.code(module, true, None)).await?;
                     Box::pin(f(code)).await
                 }
                 other => other,
@@ -216,9 +247,10 @@ impl Vcs {
         &self,
         module: &ModulePath,
         refresh: bool,
+        version: Option<&Version>,
     ) -> Result<(Mirror, Arc<CodeRepo>), VcsError> {
-        let (mirror, root, refs) = self.open(module, refresh).await?;
-        let code = CodeRepo::new(
+        let (mirror, root, refs) = self.open(module, refresh, version).await?;
+        let mut code = CodeRepo::new(
             self.inner.mirrors.git.clone(),
             mirror.dir.clone(),
             mirror.url.clone(),
@@ -226,6 +258,7 @@ impl Vcs {
             &root.root,
             refs,
         )?;
+        code.shallow = mirror::is_shallow(&mirror.dir);
         Ok((mirror, Arc::new(code)))
     }
 
@@ -233,7 +266,9 @@ impl Vcs {
     pub async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, VcsError> {
         self.timed(
             "list",
-            self.with_repo(module, true, async |c: Arc<CodeRepo>| c.versions().await),
+            self.with_repo(module, true, None, async |c: Arc<CodeRepo>| {
+                c.versions().await
+            }),
         )
         .await
     }
@@ -242,7 +277,9 @@ impl Vcs {
     pub async fn latest(&self, module: &ModulePath) -> Result<RevInfo, VcsError> {
         self.timed(
             "latest",
-            self.with_repo(module, true, async |c: Arc<CodeRepo>| latest_of(&c).await),
+            self.with_repo(module, true, None, async |c: Arc<CodeRepo>| {
+                latest_of(&c).await
+            }),
         )
         .await
     }
@@ -267,7 +304,7 @@ impl Vcs {
         let q = query.to_owned();
         self.timed(
             "query",
-            self.with_repo(module, true, |c: Arc<CodeRepo>| {
+            self.with_repo(module, true, None, |c: Arc<CodeRepo>| {
                 let q = q.clone();
                 async move {
                     if q == "latest" {
@@ -309,7 +346,7 @@ impl Vcs {
         let v = version.as_str().to_owned();
         self.timed(
             "info",
-            self.with_repo(module, false, |c: Arc<CodeRepo>| {
+            self.with_repo(module, false, Some(version), |c: Arc<CodeRepo>| {
                 let v = v.clone();
                 async move { c.stat(&v).await }
             }),
@@ -325,7 +362,7 @@ impl Vcs {
         let v = version.clone();
         self.timed(
             "mod",
-            self.with_repo(module, false, |c: Arc<CodeRepo>| {
+            self.with_repo(module, false, Some(version), |c: Arc<CodeRepo>| {
                 let v = v.clone();
                 async move {
                     if v.is_pseudo() {
@@ -357,7 +394,7 @@ impl Vcs {
         let out = out.to_owned();
         self.timed(
             "zip",
-            self.with_repo(module, false, |c: Arc<CodeRepo>| {
+            self.with_repo(module, false, Some(version), |c: Arc<CodeRepo>| {
                 let (v, out) = (v.clone(), out.clone());
                 async move {
                 if v.is_pseudo() {
@@ -383,10 +420,35 @@ fn highest(mut list: Vec<Version>) -> Option<Version> {
         .cloned()
 }
 
+/// `@latest` by the go command's rule: versions retracted by the go.mod of
+/// the latest release (else pre-release) are left out; then the highest
+/// release, else pre-release, else the default branch's pseudo-version, if
+/// that is not retracted either.
 async fn latest_of(c: &CodeRepo) -> Result<RevInfo, VcsError> {
-    match highest(c.versions().await?) {
+    let list = c.versions().await?;
+    if list.is_empty() {
+        return c.latest_commit().await;
+    }
+    let retracted = c.retracted().await;
+    if retracted.is_empty() {
+        return match highest(list) {
+            Some(v) => c.stat(v.as_str()).await,
+            None => c.latest_commit().await,
+        };
+    }
+    match highest(list.into_iter().filter(|v| !retracted.covers(v)).collect()) {
         Some(v) => c.stat(v.as_str()).await,
-        None => c.latest_commit().await,
+        None => {
+            let head = c.latest_commit().await?;
+            if retracted.covers(&head.version) {
+                Err(VcsError::NotFound(format!(
+                    "{}@latest: every version is retracted",
+                    c.mod_path
+                )))
+            } else {
+                Ok(head)
+            }
+        }
     }
 }
 

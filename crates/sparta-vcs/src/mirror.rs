@@ -2,6 +2,12 @@
 //! (`git fetch` into the existing mirror), one fetch at a time per
 //! repository (later callers reuse a fetch that finished after they asked),
 //! and evicted least recently used once their bytes pass the cache bound.
+//!
+//! As the go command does, a request for one tagged version fetches only
+//! that tag, shallow (`--depth=1`): a cold private module costs one commit's
+//! tree, not the whole history; the mirror is then completed in the
+//! background (`--unshallow` and every ref), and whatever needs history or
+//! the full list of refs (lists, queries, pseudo-versions) waits for that.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +36,17 @@ pub(crate) struct Mirror {
 /// Per-repository state behind the per-repository lock.
 #[derive(Default)]
 pub(crate) struct Slot {
+    /// When the last complete (all refs, full history) fetch finished.
     last_fetch: Option<Instant>,
+}
+
+/// What one fetch brings in.
+#[derive(Clone, Copy)]
+enum Fetch<'a> {
+    /// Every ref with its whole history.
+    Complete,
+    /// One tag, shallow.
+    Tag(&'a str),
 }
 
 struct Entry {
@@ -146,9 +162,17 @@ impl Mirrors {
         Ok((creds, secrets))
     }
 
-    /// The mirror of `url`, fetched if `refresh` (or if it does not exist
-    /// yet). A fetch that finished after this call began is reused.
-    pub async fn get(&self, url: &str, refresh: bool) -> Result<Mirror, VcsError> {
+    /// The mirror of `url`. With `tag`, one tagged version is all the caller
+    /// needs: a mirror that has it is used as it is, and a cold one fetches
+    /// just that tag. Without, the mirror is made complete, and fetched
+    /// again if `refresh` (a complete fetch that finished after this call
+    /// began is reused).
+    pub async fn get(
+        &self,
+        url: &str,
+        refresh: bool,
+        tag: Option<&str>,
+    ) -> Result<Mirror, VcsError> {
         if !matches!(url.split("://").next(), Some("https" | "http" | "ssh")) {
             return Err(VcsError::Refused(
                 "only https, http and ssh remotes are allowed".into(),
@@ -156,19 +180,50 @@ impl Mirrors {
         }
         let dir = self.dir_for(url);
         let slot = self.slot(&dir);
+        // A tag already here needs no fetch, so no wait for one in progress
+        // (the background completion). Holding `slot` keeps eviction off.
+        if let Some(t) = tag
+            && dir.join("HEAD").exists()
+            && has_tag(&dir, t)
+        {
+            return Ok(Mirror {
+                dir,
+                url: url.to_owned(),
+                _guard: slot,
+            });
+        }
         let asked = Instant::now();
         let mut state = slot.clone().lock_owned().await;
         let exists = dir.join("HEAD").exists();
+        let shallow = exists && is_shallow(&dir);
         let fresh = state.last_fetch.is_some_and(|t| t >= asked);
-        if !exists || (refresh && !fresh) {
+        let fetch = match tag {
+            Some(t) if !exists || (shallow && !has_tag(&dir, t)) => Some(Fetch::Tag(t)),
+            Some(_) => None,
+            None if !exists || shallow || (refresh && !fresh) => Some(Fetch::Complete),
+            None => None,
+        };
+        if let Some(what) = fetch {
             let started = Instant::now();
-            let result = self.fetch(&dir, url, exists).await;
+            let mut result = self.fetch(&dir, url, exists, what).await;
+            if matches!(what, Fetch::Tag(_))
+                && matches!(result, Err(VcsError::NotFound(_) | VcsError::Failed(_)))
+            {
+                // No such tag (or a server that refuses shallow fetches):
+                // the complete fetch decides.
+                let exists = dir.join("HEAD").exists();
+                result = self.fetch(&dir, url, exists, Fetch::Complete).await;
+                if result.is_ok() {
+                    state.last_fetch = Some(Instant::now());
+                }
+            } else if result.is_ok() && matches!(what, Fetch::Complete) {
+                state.last_fetch = Some(Instant::now());
+            }
             self.metrics.observe("fetch", started, &result);
             if matches!(result, Err(VcsError::TooLarge(_))) {
                 self.set_bytes(&dir, 0);
             }
             result?;
-            state.last_fetch = Some(Instant::now());
             let bytes = dir_size(&dir);
             if bytes > self.max_repo_size {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -191,7 +246,13 @@ impl Mirrors {
         })
     }
 
-    async fn fetch(&self, dir: &Path, url: &str, exists: bool) -> Result<(), VcsError> {
+    async fn fetch(
+        &self,
+        dir: &Path,
+        url: &str,
+        exists: bool,
+        what: Fetch<'_>,
+    ) -> Result<(), VcsError> {
         let (creds, secrets) = self.call_creds(url).await?;
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         if !exists {
@@ -213,16 +274,22 @@ impl Mirrors {
             std::fs::rename(&tmp, dir)
                 .map_err(|e| VcsError::Failed(format!("placing mirror: {e}")))?;
         }
-        let mut args = vec![
-            "fetch",
-            "--prune",
-            "--no-tags",
-            "--quiet",
-            "--no-write-fetch-head",
-            "--",
-            url,
-        ];
-        args.extend(REFSPECS);
+        let tag_spec;
+        let mut args = vec!["fetch", "--no-tags", "--quiet", "--no-write-fetch-head"];
+        match what {
+            Fetch::Complete => {
+                args.push("--prune");
+                if is_shallow(dir) {
+                    args.push("--unshallow");
+                }
+                args.extend(["--", url]);
+                args.extend(REFSPECS);
+            }
+            Fetch::Tag(t) => {
+                tag_spec = format!("+refs/tags/{t}:refs/tags/{t}");
+                args.extend(["--depth=1", "--", url, &tag_spec]);
+            }
+        }
         // The size bound holds during the fetch too: a watcher stops it.
         let watch = async {
             loop {
@@ -255,7 +322,14 @@ impl Mirrors {
             }
             return Err(classify(&scrub_secrets(&out.stderr, &secrets)));
         }
-        info!(repository = %crate::scrub::scrub(url), "fetched repository");
+        match what {
+            Fetch::Complete => {
+                info!(repository = %crate::scrub::scrub(url), "fetched repository")
+            }
+            Fetch::Tag(t) => {
+                info!(repository = %crate::scrub::scrub(url), tag = %t, "fetched one tag (shallow)")
+            }
+        }
         Ok(())
     }
 
@@ -298,6 +372,23 @@ impl Mirrors {
     }
 }
 
+/// Whether a mirror holds only part of its history (git's `shallow` file).
+pub(crate) fn is_shallow(dir: &Path) -> bool {
+    dir.join("shallow").exists()
+}
+
+/// Whether the mirror has `refs/tags/<tag>` (loose or packed).
+fn has_tag(dir: &Path, tag: &str) -> bool {
+    let name = format!("refs/tags/{tag}");
+    if dir.join(&name).is_file() {
+        return true;
+    }
+    std::fs::read_to_string(dir.join("packed-refs")).is_ok_and(|p| {
+        p.lines()
+            .any(|l| l.split_once(' ').is_some_and(|(_, r)| r == name))
+    })
+}
+
 /// Sorts a failed fetch's (scrubbed) stderr into an error kind.
 fn classify(stderr: &str) -> VcsError {
     let s = stderr.to_ascii_lowercase();
@@ -317,8 +408,11 @@ fn classify(stderr: &str) -> VcsError {
         VcsError::Refused(format!(
             "the repository host refused the credentials: {msg}"
         ))
-    } else if s.contains("couldn't find remote ref head") {
-        VcsError::NotFound("repository has no default branch (no commits)".into())
+    } else if s.contains("couldn't find remote ref") {
+        if s.contains("couldn't find remote ref head") {
+            return VcsError::NotFound("repository has no default branch (no commits)".into());
+        }
+        VcsError::NotFound(format!("no such ref: {msg}"))
     } else if s.contains("not found")
         || s.contains(" 404")
         || s.contains("does not appear to be a git repository")

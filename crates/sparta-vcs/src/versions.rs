@@ -33,6 +33,8 @@ pub(crate) struct CodeRepo {
     path_major: String,
     pseudo_major: String,
     pub refs: Refs,
+    /// A mirror holding single tags only (see mirror.rs): no history, few refs.
+    pub shallow: bool,
 }
 
 /// `semver.Compare` over strings that may be non-canonical or invalid
@@ -125,6 +127,7 @@ impl CodeRepo {
             path_major,
             pseudo_major,
             refs,
+            shallow: false,
         })
     }
 
@@ -152,6 +155,12 @@ impl CodeRepo {
 
     /// `codeRepo.Versions`: tagged versions, with `+incompatible` ones where allowed.
     pub async fn versions(&self) -> Result<Vec<Version>, VcsError> {
+        if self.shallow {
+            return Err(VcsError::NotFound(format!(
+                "{}: listing needs every tag",
+                self.mod_path
+            )));
+        }
         let p = self.tag_prefix();
         let (mut list, mut incompatible) = (Vec::new(), Vec::new());
         for tag in self.tags(&p) {
@@ -239,7 +248,7 @@ impl CodeRepo {
     }
 
     /// `codeRepo.revToRev`.
-    fn rev_to_rev(&self, rev: &str) -> String {
+    pub(crate) fn rev_to_rev(&self, rev: &str) -> String {
         let Ok(v) = Version::parse(rev) else {
             if canonical(rev).is_some() && !self.code_dir.is_empty() {
                 return format!("{}/{rev}", self.code_dir);
@@ -418,6 +427,41 @@ impl CodeRepo {
         }
     }
 
+    /// `codeRepo.retractedVersions`: the `retract` directives of the go.mod
+    /// at the highest release (else pre-release), `+incompatible` ones left
+    /// aside; none when that cannot be read (as the go command).
+    pub async fn retracted(&self) -> Retracted {
+        let Ok(mut list) = self.versions().await else {
+            return Retracted::default();
+        };
+        if let Some(i) = list
+            .iter()
+            .position(|v| v.as_str().ends_with("+incompatible"))
+        {
+            list.truncate(i);
+        }
+        let Some(top) = list
+            .iter()
+            .rev()
+            .find(|v| !v.is_prerelease())
+            .or(list.last())
+            .cloned()
+        else {
+            return Retracted::default();
+        };
+        let gomod = match Box::pin(self.find_dir(top.as_str())).await {
+            Ok((_, _, gomod)) => gomod,
+            Err(_) => return Retracted::default(),
+        };
+        let ranges = gomod
+            .map(|g| sparta_core::gomod::retractions(&String::from_utf8_lossy(&g)))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(lo, hi)| Some((Version::parse(&lo).ok()?, Version::parse(&hi).ok()?)))
+            .collect();
+        Retracted(ranges)
+    }
+
     /// `codeRepo.convert`: the module version of commit `c`, asked for as `stat_vers`.
     async fn convert(
         &self,
@@ -440,6 +484,17 @@ impl CodeRepo {
                 return Ok(v);
             }
         }
+        if self.shallow {
+            // What follows reads other tags and history: NotFound sends the
+            // caller to the complete mirror (Vcs::with_repo).
+            return Err(VcsError::NotFound(format!(
+                "{}@{stat_vers}: needs the repository's history",
+                self.mod_path
+            )));
+        }
+        // Retracted tags are neither a revision's version nor a base.
+        let retracted = self.retracted().await;
+        let is_retracted = |v: &str| Version::parse(v).is_ok_and(|v| retracted.covers(&v));
         let mut highest = String::new();
         let mut pseudo_base = String::new();
         for tag in &c.tags {
@@ -452,6 +507,7 @@ impl CodeRepo {
             }
             if exact
                 && semver_cmp(&highest, &v) == Ordering::Less
+                && !is_retracted(&v)
                 && (match_path_major(&v, &self.path_major)
                     || self
                         .can_use_incompatible(c, &v, stat_vers, &mut cache)
@@ -473,7 +529,7 @@ impl CodeRepo {
                     continue;
                 };
                 let (v, _) = self.tag_to_version(&tag);
-                if v.is_empty() {
+                if v.is_empty() || is_retracted(&v) {
                     continue;
                 }
                 if !match_path_major(&v, &self.path_major)
@@ -498,6 +554,24 @@ impl CodeRepo {
             c.short(),
         );
         self.check_canonical(c, &pv, stat_vers, &mut cache).await
+    }
+}
+
+/// Version intervals a module's go.mod retracts.
+#[derive(Default)]
+pub(crate) struct Retracted(Vec<(Version, Version)>);
+
+impl Retracted {
+    /// Whether `v` is in a retracted interval.
+    pub fn covers(&self, v: &Version) -> bool {
+        self.0
+            .iter()
+            .any(|(lo, hi)| compare(lo, v).is_le() && compare(v, hi).is_le())
+    }
+
+    /// Whether nothing is retracted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

@@ -15,6 +15,12 @@ use crate::timefmt::pseudo_timestamp;
 impl CodeRepo {
     /// `codeRepo.validatePseudoVersion`.
     pub(super) async fn validate_pseudo(&self, c: &Commit, version: &str) -> Result<(), VcsError> {
+        if self.shallow {
+            return Err(VcsError::NotFound(format!(
+                "{}@{version}: needs the repository's history",
+                self.mod_path
+            )));
+        }
         let bad = |msg: String| invalid(&self.mod_path, version, msg);
         let v = Version::parse(version).map_err(|e| bad(e.to_string()))?;
         let parts = v

@@ -107,6 +107,12 @@ pub struct Settings {
     #[arg(long, value_enum, default_value = "auto")]
     pub leases: Leases,
 
+    /// strict: fetch misses from the sources; offline: never contact a source (upstream, VCS or
+    /// checksum database), answer list/@latest from stored versions, 404 what is not stored;
+    /// fallback: fetch, but answer from the store when a source fails (not on 404/410).
+    #[arg(long, value_enum, default_value = "strict")]
+    pub network: Network,
+
     /// S3 endpoint URL for S3-compatible stores (MinIO, COS, ...) [default: AWS].
     #[arg(long)]
     pub s3_endpoint: Option<Url>,
@@ -152,6 +158,12 @@ pub struct Settings {
     #[arg(long)]
     #[serde(default, deserialize_with = "values::one_or_many")]
     pub route: Vec<String>,
+    /// Download mode per module pattern, `glob[,glob]=mode` (globs as in --route; first match wins;
+    /// unmatched modules are sync): sync, async (404 at once, fetch in the background),
+    /// redirect:URL (302 to URL/<path>), none or none:403 (serve only what is stored); repeatable.
+    #[arg(long)]
+    #[serde(default, deserialize_with = "values::one_or_many")]
+    pub download_mode: Vec<String>,
     /// Directory for the bare git mirrors `direct` fetches into; must be writable when `direct` is used.
     #[arg(long, default_value = "./sparta-vcs")]
     pub vcs_cache_dir: PathBuf,
@@ -277,6 +289,27 @@ pub enum Leases {
     Auto,
     On,
     Off,
+}
+
+/// Whether misses may be fetched (see `sparta_core::network`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    Strict,
+    Offline,
+    Fallback,
+}
+
+impl Network {
+    /// The core's mode.
+    pub fn mode(self) -> sparta_core::network::NetworkMode {
+        use sparta_core::network::NetworkMode;
+        match self {
+            Network::Strict => NetworkMode::Strict,
+            Network::Offline => NetworkMode::Offline,
+            Network::Fallback => NetworkMode::Fallback,
+        }
+    }
 }
 
 /// Log output format.

@@ -1,12 +1,15 @@
 //! `sparta`: a cloud-native Go module proxy.
 
 mod access;
+mod bundle;
+mod catalog_cmd;
 mod config;
 mod logsink;
-#[allow(dead_code)] // its users (warm, export, import, verify) land next
+#[allow(dead_code)] // not every user takes every report
 mod progress;
 mod storage_cmd;
 mod sweep;
+mod warm;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -49,6 +52,45 @@ enum Command {
         #[arg(long)]
         delete: bool,
     },
+    /// Pre-load module versions named in go.sum, go.mod, `go list -m -json all` output or
+    /// module@version lists into the store (or a running Sparta with --server); exit 1 on failures.
+    Warm {
+        #[command(flatten)]
+        args: ServeArgs,
+        #[command(flatten)]
+        warm: warm::WarmArgs,
+    },
+    /// Print the stored module versions (module, version, first stored).
+    Catalog {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Rebuild the catalog from a listing of the whole store first.
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// Write stored module files and the checksum-database files that prove
+    /// them to one bundle (.tar.gz or .tar) for an air-gapped network.
+    Export {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// The bundle to write.
+        #[arg(short = 'o', long = "output")]
+        output: std::path::PathBuf,
+        /// Only files stored at or after this time (RFC 3339, UTC).
+        #[arg(long = "since")]
+        since: Option<String>,
+        /// Only modules matching this comma-separated glob list (GOPRIVATE syntax).
+        #[arg(long = "modules")]
+        modules: Option<String>,
+    },
+    /// Check every file of a bundle and store what passes, write-once;
+    /// exits 1 if any file was refused.
+    Import {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// The bundle to read.
+        bundle: std::path::PathBuf,
+    },
     /// Bearer tokens for --auth-tokens.
     #[command(subcommand)]
     Token(access::TokenCommand),
@@ -71,7 +113,7 @@ fn main() -> Result<()> {
         Command::Serve(args) => {
             let started = Instant::now();
             let loaded = load(&args)?;
-            let _logs = init_logging(loaded.settings.log_format);
+            let _logs = init_logging(loaded.settings.log_format, "info");
             for w in &loaded.warnings {
                 warn!("{w}");
             }
@@ -86,12 +128,49 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Token(cmd) => access::token_command(cmd),
+        Command::Export {
+            args,
+            output,
+            since,
+            modules,
+        } => {
+            let settings = load(&args)?.settings;
+            runtime()?.block_on(export(settings, output, since, modules))
+        }
+        Command::Import { args, bundle } => {
+            let settings = load(&args)?.settings;
+            if !runtime()?.block_on(import(settings, bundle))? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Catalog { args, rebuild } => {
+            let settings = load(&args)?.settings;
+            runtime()?.block_on(catalog_cmd::run(settings, rebuild))
+        }
         Command::Storage(StorageCommand::Init(args)) => {
             runtime()?.block_on(storage_cmd::init(args))
         }
+        Command::Warm { args, warm } => {
+            // Through a running server no store or source is opened here,
+            // so serve's settings (and their checks) do not apply.
+            let settings = match warm.server {
+                Some(_) => None,
+                None => Some(load(&args)?.settings),
+            };
+            let format = settings.as_ref().map_or(LogFormat::Text, |s| s.log_format);
+            // Warnings only: the progress report says what is going on.
+            let logs = init_logging(format, "warn");
+            let ok = runtime()?.block_on(warm::run(settings, warm))?;
+            drop(logs);
+            if !ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Verify { args, delete } => {
             let settings = load(&args)?.settings;
-            let logs = init_logging(settings.log_format);
+            let logs = init_logging(settings.log_format, "info");
             let ok = runtime()?.block_on(verify(settings, delete))?;
             drop(logs);
             if !ok {
@@ -103,13 +182,63 @@ fn main() -> Result<()> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
+    // tokio's default 2 MiB worker stacks: the deep VCS futures are boxed
+    // (sparta_vcs::Vcs), so unoptimized builds fit in them too.
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // The VCS fetch paths poll deep futures; unoptimized builds overflow
-        // tokio's default 2 MiB worker stack on them.
-        .thread_stack_size(8 << 20)
         .build()
         .context("cannot start the async runtime")
+}
+
+async fn export(
+    settings: Settings,
+    output: std::path::PathBuf,
+    since: Option<String>,
+    modules: Option<String>,
+) -> Result<()> {
+    let since = since
+        .map(|s| {
+            sparta_catalog::index::parse_time(&s).with_context(|| {
+                format!("--since {s:?}: want an RFC 3339 time in UTC, e.g. 2026-01-02T15:04:05Z")
+            })
+        })
+        .transpose()?;
+    let modules = modules
+        .map(|m| sparta_core::glob::GlobList::parse(&m).map_err(anyhow::Error::msg))
+        .transpose()
+        .context("invalid --modules")?;
+    let store = Store::open(&settings.storage, &settings.s3())
+        .await
+        .with_context(|| format!("cannot open storage {}", settings.storage))?;
+    let sumdb = Sumdb::new(settings.sumdb_config()?, store.clone())?;
+    let opts = bundle::export::ExportOptions {
+        output,
+        since,
+        modules,
+    };
+    let files = bundle::export::export(&store, &sumdb, &opts).await?;
+    println!("exported {files} files to {}", opts.output.display());
+    Ok(())
+}
+
+/// Imports a bundle; true when nothing was refused.
+async fn import(settings: Settings, bundle: std::path::PathBuf) -> Result<bool> {
+    let store = Store::open(&settings.storage, &settings.s3())
+        .await
+        .with_context(|| format!("cannot open storage {}", settings.storage))?;
+    let catalog =
+        sparta_catalog::Catalog::new(store.clone(), &format!("import-{}", std::process::id()));
+    let summary =
+        bundle::import::import(&store, settings.sumdb_config()?, &catalog, &bundle).await?;
+    println!(
+        "imported {} files: {} stored, {} skipped (already stored and identical, or proof-only tiles), {} refused",
+        summary.total, summary.done, summary.skipped, summary.failed
+    );
+    for (key, reason) in &summary.failures {
+        println!("REFUSED {key}: {reason}");
+    }
+    eprintln!("{}", summary.report());
+    Ok(summary.failed == 0)
 }
 
 /// Walks the store and re-checks every stored file; true when all passed.
@@ -118,18 +247,17 @@ async fn verify(settings: Settings, delete: bool) -> Result<bool> {
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
     let sumdb = Sumdb::new(settings.sumdb_config()?, store.clone())?;
-    let interactive = std::io::stderr().is_terminal();
+    let progress = progress::Progress::new("verify", 0);
+    let counted = std::sync::atomic::AtomicBool::new(false);
     let report = sparta_sumdb::verify_store(&store, &sumdb, delete, |p| {
-        if interactive {
-            eprint!("\r\x1b[2K[{}/{}] {}", p.done, p.total, p.key);
-        } else if p.done % 100 == 0 || p.done == p.total {
-            eprintln!("[{}/{}] checked", p.done, p.total);
+        if !counted.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            progress.add_total(p.total as u64);
         }
+        progress.item_done(0);
     })
     .await?;
-    if interactive {
-        eprintln!();
-    }
+    let summary = progress.finish();
+    eprintln!("{}", summary.status_line());
     for failure in &report.failures {
         let deleted = if failure.deleted { " (deleted)" } else { "" };
         println!("FAIL {}{deleted}: {}", failure.key, failure.reason);
@@ -147,9 +275,10 @@ async fn verify(settings: Settings, delete: bool) -> Result<bool> {
 /// Logs go through a background thread that batches writes, so request
 /// logging costs a request a formatted line, not a write to stderr. Hold the
 /// guard until exit: dropping it flushes what is queued.
-fn init_logging(format: LogFormat) -> logsink::FlushGuard {
+/// Logging to stderr at `SPARTA_LOG`, else at `default_level`.
+fn init_logging(format: LogFormat, default_level: &str) -> logsink::FlushGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPARTA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let ansi = std::io::stderr().is_terminal();
     let dropped = logsink::DROPPED
         .get_or_init(logsink::dropped_counter)
@@ -166,7 +295,18 @@ fn init_logging(format: LogFormat) -> logsink::FlushGuard {
     guard
 }
 
-async fn serve(settings: Settings, started: Instant) -> Result<()> {
+/// The proxy service as `serve` builds it, for `serve` and `warm`.
+pub(crate) struct Built {
+    pub store: Store,
+    pub proxy: Proxy,
+    pub metrics: Metrics,
+    pub coordination: Coordination,
+    pub databases: Vec<String>,
+}
+
+/// Opens the store and builds the service over it: leases, checksum
+/// databases, sources, the network mode.
+pub(crate) async fn build_service(settings: &Settings) -> Result<Built> {
     let store = Store::open(&settings.storage, &settings.s3())
         .await
         .with_context(|| format!("cannot open storage {}", settings.storage))?;
@@ -215,11 +355,13 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         .collect();
     let sumdb = Sumdb::new(sumdb_config, store.clone())?;
     let metrics = Metrics::new();
-    let sources = sources(&settings, &metrics)?;
+    let sources = sources(settings, &metrics)?;
     if let Some(dropped) = logsink::DROPPED.get() {
         metrics.register(Box::new(dropped.clone()));
     }
     let holder = format!("{}-{}", hostname(), std::process::id());
+    let download_modes = sparta_core::download::DownloadModes::parse(&settings.download_mode)
+        .context("invalid --download-mode")?;
     let proxy = Proxy::new(
         store.clone(),
         sources,
@@ -232,8 +374,27 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
             spool_dir: settings.spool_dir(),
             coordination,
             holder,
+            network: settings.network.mode(),
+            download_modes,
         },
     );
+    Ok(Built {
+        store,
+        proxy,
+        metrics,
+        coordination,
+        databases,
+    })
+}
+
+async fn serve(settings: Settings, started: Instant) -> Result<()> {
+    let Built {
+        store,
+        proxy,
+        metrics,
+        coordination,
+        databases,
+    } = build_service(&settings).await?;
     let access_settings = settings.access()?;
     let (access, audit, audit_guard) = access::build(&access_settings, &metrics)?;
     let state = Arc::new(AppState {
@@ -243,6 +404,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         access,
         audit,
         admin_separate: access_settings.admin_listen.is_some(),
+        warm: Default::default(),
     });
     let listener = bind(settings.listen)
         .await
@@ -286,6 +448,7 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
         upstream = %settings.upstream(),
         routes = settings.route.len(),
         coordination = ?coordination,
+        network = %settings.network.mode(),
         sumdb = ?databases,
         startup_ms = started.elapsed().as_millis() as u64,
         tls = tls.is_some(),

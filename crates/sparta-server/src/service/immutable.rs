@@ -57,6 +57,12 @@ impl Proxy {
         if let Some(body) = self.stored(kind, &storage_key).await? {
             return Ok(self.cache_immutable(storage_key, body, content_type).await);
         }
+        if self.offline() {
+            return Err(super::stored::not_stored(&format!(
+                "{module}@{version} .{}",
+                file.ext()
+            )));
+        }
         self.check_negative(kind, &storage_key).await?;
         let picked = self.pick(module).clone();
         let key_ref = storage_key.as_str();
@@ -82,6 +88,7 @@ impl Proxy {
                 let outcome = self.timed_put(storage_key, body.clone()).await?;
                 if outcome == PutOutcome::Created {
                     info!(module = %module, version = %version, file = file.ext(), bytes = body.len(), "stored from upstream");
+                    self.note_stored(module, version, file, body.len() as u64, None).await;
                     return Ok(Some(body));
                 }
                 Ok(None)
@@ -183,6 +190,11 @@ impl Proxy {
         if self.timed_head(storage_key).await?.is_some() {
             return Ok(());
         }
+        if self.offline() {
+            return Err(super::stored::not_stored(&format!(
+                "{module}@{version} .zip"
+            )));
+        }
         self.check_negative(Kind::Zip, storage_key).await?;
         let picked = self.pick(module).clone();
         self.coordinated(module, version, FileKind::Zip, storage_key, move || async move {
@@ -226,6 +238,7 @@ impl Proxy {
             if outcome == PutOutcome::Created {
                 info!(module = %module, version = %version, bytes = size, files = summary.files, h1 = %summary.h1,
                     upload_ms = started.elapsed().as_millis() as u64, "stored zip from upstream");
+                self.note_stored(module, version, FileKind::Zip, size, Some(&summary.h1)).await;
             }
             Ok(())
         })

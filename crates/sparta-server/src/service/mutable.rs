@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use sparta_core::network::NetworkMode;
 use sparta_core::{ModulePath, key};
 use tracing::warn;
 
@@ -80,6 +81,16 @@ impl Proxy {
         ask: Ask,
         content_type: &'static str,
     ) -> Result<Arc<CachedFile>, ProxyError> {
+        if self.offline() {
+            let what = match &ask {
+                Ask::List => "list".to_owned(),
+                Ask::Latest => "@latest".to_owned(),
+                Ask::Query(q) => format!("query {q:?}"),
+            };
+            return self
+                .mutable_offline(kind, storage_key, module, content_type, &what)
+                .await;
+        }
         let source = &self.pick(module).source;
         let fetched = self
             .source_call(kind, &storage_key, async {
@@ -110,13 +121,29 @@ impl Proxy {
                 Ok(self.cache_mutable(storage_key, body, content_type).await)
             }
             Err(e @ ProxyError::NotFound { .. }) => Err(e),
-            Err(e) => match self.stored(kind, &storage_key).await {
-                Ok(Some(body)) if check_mutable(kind, &body).is_ok() => {
+            Err(e) => {
+                if let Ok(Some(body)) = self.stored(kind, &storage_key).await
+                    && check_mutable(kind, &body).is_ok()
+                {
                     warn!(key = %storage_key, error = %e, "source failed, serving the last good answer");
-                    Ok(self.cache_mutable(storage_key, body, content_type).await)
+                    if self.network() == NetworkMode::Fallback {
+                        self.count_fallback(kind);
+                    }
+                    return Ok(self.cache_mutable(storage_key, body, content_type).await);
                 }
-                _ => Err(e),
-            },
+                if self.network() != NetworkMode::Fallback {
+                    return Err(e);
+                }
+                // Fallback: what the store holds answers for the source.
+                match self.mutable_from_store(kind, module).await {
+                    Ok(Some(body)) if check_mutable(kind, &body).is_ok() => {
+                        warn!(key = %storage_key, error = %e, "source failed, answering from stored versions");
+                        self.count_fallback(kind);
+                        Ok(self.cache_mutable(storage_key, body, content_type).await)
+                    }
+                    _ => Err(e),
+                }
+            }
         }
     }
 }

@@ -21,6 +21,8 @@ pub(super) fn finish(
     }
     sparta_core::proxylist::parse(s.upstream()).context("invalid upstream")?;
     sparta_core::routes::Routes::parse(&s.route).context("invalid route")?;
+    sparta_core::download::DownloadModes::parse(&s.download_mode)
+        .context("invalid download mode")?;
 
     let prefix = s.path_prefix.trim_end_matches('/').to_owned();
     if !prefix.is_empty() && !prefix.starts_with('/') {
