@@ -40,6 +40,7 @@ go-toolchain:
 
 tools: go-toolchain
 	@bash scripts/s3-server.sh install
+	@bash scripts/cloud-emulators.sh install
 	@bash scripts/install-deploy-tools.sh
 	@bash scripts/install-nginx.sh
 	@bash scripts/install-sshd.sh

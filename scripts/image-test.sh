@@ -83,10 +83,15 @@ if ! image_exists "$BUILDER"; then
     buildah rm "$ctr" >/dev/null
 fi
 
-# 3. The image itself.
+# 3. The image itself. The crates are vendored into the context first: the
+# build's chroot reaches no registry, and an offline build is reproducible.
+log "cargo vendor into vendor/ (the build runs offline)"
+(cd "$ROOT" && cargo vendor --locked vendor >"$CACHE/vendor.log" 2>&1) \
+    || die "cargo vendor failed, see $CACHE/vendor.log"
 commit="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
 log "buildah bud deploy/Dockerfile (release build inside; this takes a while)"
 buildah bud --isolation chroot --layers --pull-never --build-arg "SPARTA_BUILD_COMMIT=$commit" \
+    --ignorefile "$ROOT/deploy/Dockerfile.dockerignore" \
     -f "$ROOT/deploy/Dockerfile" -t "$IMAGE" "$ROOT" >"$CACHE/bud.log" 2>&1 \
     || { tail -30 "$CACHE/bud.log" >&2; die "buildah bud failed, see $CACHE/bud.log"; }
 size="$(buildah inspect --type image --format '{{.Size}}' "$IMAGE" 2>/dev/null || true)"

@@ -5,12 +5,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cleanup() { bash scripts/s3-server.sh stop >/dev/null 2>&1 || true; }
+cleanup() {
+    bash scripts/s3-server.sh stop >/dev/null 2>&1 || true
+    bash scripts/cloud-emulators.sh stop >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 env_file=$(bash scripts/s3-server.sh start)
 # shellcheck disable=SC1090
 set -a; source "$env_file"; set +a
+# fake-gcs-server and Azurite for the gs:// and az:// conformance tests.
+cloud_env_file=$(bash scripts/cloud-emulators.sh start)
+# shellcheck disable=SC1090
+set -a; source "$cloud_env_file"; set +a
 
 export SPARTA_BIN="$PWD/target/debug/sparta"
 cargo test --workspace --no-fail-fast

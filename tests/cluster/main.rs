@@ -3,7 +3,9 @@
 //! binary (`cargo build -p sparta`). They run one at a time: one of them
 //! stops the shared S3 server.
 
+mod disk_tier;
 mod faults;
+mod freshness;
 mod go_client;
 mod replicas;
 mod shutdown;

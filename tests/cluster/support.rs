@@ -524,6 +524,20 @@ impl S3 {
         self.request("HEAD", key, &[]).await.0
     }
 
+    /// A key's `Last-Modified` header; `None` when it is absent.
+    pub async fn last_modified(&self, key: &str) -> Option<String> {
+        // With --head, curl writes the response headers where a body would go.
+        let (status, headers) = self.request("HEAD", key, &[]).await;
+        if status != 200 {
+            return None;
+        }
+        String::from_utf8_lossy(&headers).lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("last-modified")
+                .then(|| value.trim().to_owned())
+        })
+    }
+
     /// Every key under `prefix` (ListObjectsV2, bounded pages).
     pub async fn list(&self, prefix: &str) -> Vec<String> {
         let mut keys = Vec::new();

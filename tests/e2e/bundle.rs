@@ -253,9 +253,14 @@ async fn export_import_round_trip_refuses_a_flipped_byte_and_builds_offline() {
 
     // The go command builds from the imported store, no upstream at all.
     let imported_arg = imported.display().to_string();
-    let offline =
-        Sparta::start(SpartaOptions::new(DEAD).args(&["--storage", &imported_arg, &offline_sumdb]))
-            .await;
+    let offline = Sparta::start(SpartaOptions::new(DEAD).args(&[
+        "--storage",
+        &imported_arg,
+        &offline_sumdb,
+        "--network",
+        "offline",
+    ]))
+    .await;
     build_from(&offline.url, &db.verifier_key, &app_dir).await;
     drop(offline);
 
@@ -285,7 +290,7 @@ async fn export_import_round_trip_refuses_a_flipped_byte_and_builds_offline() {
             "{}",
             text(&o)
         );
-        let mut args: Vec<&str> = vec!["--storage", &url, &offline_sumdb];
+        let mut args: Vec<&str> = vec!["--storage", &url, &offline_sumdb, "--network", "offline"];
         args.extend(s3.iter().map(String::as_str));
         let mut opts = SpartaOptions::new(DEAD).args(&args);
         opts.env = env

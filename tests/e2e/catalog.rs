@@ -204,3 +204,51 @@ async fn catalog_and_index_list_stored_versions_across_restarts_replicas_and_reb
     assert_eq!(cli_catalog(&storage, true), want);
     assert_eq!(cli_catalog(&storage, false), want, "the rebuild was stored");
 }
+
+/// Two replicas on one S3 bucket (the real S3-compatible server): each
+/// sees what the other stored, through the catalog's write-once segments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_one_bucket_share_the_catalog() {
+    let Some((endpoint, bucket, access, secret)) = crate::aws_env::server() else {
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let storage = format!("s3://{bucket}/e2e-catalog/{}-{nanos}", std::process::id());
+    let endpoint = format!("--s3-endpoint={endpoint}");
+    let args = [
+        "--storage",
+        storage.as_str(),
+        endpoint.as_str(),
+        "--s3-path-style",
+        "--s3-allow-http",
+        "--s3-region=us-east-1",
+    ];
+    let start = || {
+        let mut opts = SpartaOptions::fixture().args(&args);
+        opts.env = vec![
+            ("AWS_ACCESS_KEY_ID".into(), access.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), secret.clone()),
+        ];
+        Sparta::start(opts)
+    };
+    let a = start().await;
+    let b = start().await;
+    let (ma, mb) = (scratch_module(), scratch_module());
+    fetch_version(&a, &ma, "v1.0.0").await;
+    fetch_version(&b, &mb, "v1.1.0").await;
+    let want = pairs(&[(&ma, "v1.0.0"), (&mb, "v1.1.0")]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for replica in [&a, &b] {
+        loop {
+            let got: BTreeSet<_> = catalog(replica, 1).await.into_iter().collect();
+            if got == want {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: {got:?}", replica.url);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

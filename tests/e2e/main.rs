@@ -26,6 +26,7 @@ mod mount;
 mod offline;
 mod request_ids;
 mod storage_init;
+mod traces;
 mod ui;
 mod version;
 mod warm;

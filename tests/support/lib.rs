@@ -12,6 +12,7 @@ use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 pub mod git;
+pub mod otlp;
 pub mod sumdb;
 pub mod tls;
 

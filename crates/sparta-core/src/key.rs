@@ -37,6 +37,13 @@ pub fn query(module: &ModulePath, escaped_query: &str) -> String {
     )
 }
 
+/// `_sparta/fresh/<answer key>`: when the mutable answer stored under
+/// `answer_key` was last fetched, and its hash, shared by every replica so
+/// that one of them fetches it per TTL.
+pub fn freshness(answer_key: &str) -> String {
+    format!("_sparta/fresh/{answer_key}")
+}
+
 /// `_sparta/lease/<32 hex digits>`: the fetch lease for one file, named by
 /// a digest of its key. Flat, so that on a filesystem a lease costs one file
 /// and no directories.
@@ -65,6 +72,10 @@ mod tests {
         );
         assert_eq!(list(&m), "github.com/!azure/!x/@v/list");
         assert_eq!(latest(&m), "github.com/!azure/!x/@latest");
+        assert_eq!(
+            freshness(&list(&m)),
+            "_sparta/fresh/github.com/!azure/!x/@v/list"
+        );
         assert_eq!(
             query(&m, &escape_query("Main")),
             "_sparta/query/github.com/!azure/!x/@v/!main.info"

@@ -232,6 +232,8 @@ pub enum Tier {
     Memory = 1,
     Storage = 2,
     Upstream = 3,
+    /// The local disk tier for zips.
+    Disk = 4,
 }
 
 impl Tier {
@@ -240,6 +242,7 @@ impl Tier {
             1 => "memory",
             2 => "storage",
             3 => "upstream",
+            4 => "disk",
             _ => "joined",
         }
     }

@@ -58,12 +58,14 @@ async fn handle_with_id(state: Arc<AppState>, request: Request) -> Response {
     let in_flight = InFlight::enter(&state.metrics);
     let method = request.method().clone();
     let uri = request.uri().clone();
+    let span = sparta_trace::request_span(&method, uri.path(), request.headers());
     let (route, response) = if state.access.is_open() && state.audit.is_none() {
-        dispatch(&state, request).await
+        dispatch(&state, request).instrument(span.clone()).await
     } else {
         // Boxed: only guarded requests pay for the gate's future.
-        Box::pin(crate::gate::guarded(&state, request)).await
+        Box::pin(crate::gate::guarded(&state, request).instrument(span.clone())).await
     };
+    span.record("http.response.status_code", response.status().as_u16());
     drop(in_flight);
     observe(
         &state.metrics,

@@ -17,6 +17,8 @@
 mod background;
 mod checks;
 mod coordination;
+pub mod disk_tier;
+mod freshness;
 mod immutable;
 mod metered;
 mod mutable;
@@ -32,7 +34,7 @@ use moka::future::Cache;
 use prometheus::IntCounter;
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use crate::cache::{CachedFile, MemoryCache};
 use crate::error::ProxyError;
@@ -72,6 +74,8 @@ pub struct ServiceConfig {
     pub network: sparta_core::network::NetworkMode,
     /// Per-pattern download modes (`--download-mode`).
     pub download_modes: sparta_core::download::DownloadModes,
+    /// The local disk tier for zips, if configured.
+    pub disk_tier: Option<Arc<disk_tier::DiskTier>>,
 }
 
 /// What a metric calls each kind of answer.
@@ -246,7 +250,12 @@ impl Proxy {
 
     /// The memory tier: a hit or a miss, counted.
     async fn memory_lookup(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
-        let hit = self.inner.cache.get(storage_key).await;
+        let hit = self
+            .inner
+            .cache
+            .get(storage_key)
+            .instrument(sparta_trace::tier_span("cache", kind.label()))
+            .await;
         let result = if hit.is_some() {
             crate::audit::note_tier(crate::audit::Tier::Memory);
             "hit"
@@ -270,6 +279,8 @@ impl Proxy {
         key: &str,
         work: impl std::future::Future<Output = Result<V, ProxyError>> + Send + 'static,
     ) -> Result<V, ProxyError> {
+        // The work may run on another task: it keeps this request's span.
+        let work = work.instrument(tracing::Span::current());
         let (result, joined) = flights.run(key, work).await;
         if joined {
             self.inner
@@ -334,7 +345,9 @@ impl Proxy {
         let m = &self.inner.metrics;
         m.upstream_in_flight.inc();
         let started = Instant::now();
-        let result = call.await;
+        let result = call
+            .instrument(sparta_trace::tier_span("source", kind.label()))
+            .await;
         m.upstream_in_flight.dec();
         m.upstream_duration
             .with_label_values(&[kind.label()])

@@ -1,10 +1,12 @@
 //! Object storage for Sparta, on top of `object_store`.
 //!
 //! One [`Store`] wraps an `Arc<dyn ObjectStore>` chosen by URL (local path,
-//! `file://`, `memory://`, `s3://bucket/prefix`). Immutable files are written
+//! `file://`, `memory://`, `s3://bucket/prefix`, `gs://bucket/prefix`,
+//! `az://container/prefix`). Immutable files are written
 //! once (`PutMode::Create`); an object is visible only when completely stored.
 
 mod aws_env;
+mod cloud;
 pub mod init;
 mod lease;
 mod lease_guard;
@@ -206,6 +208,34 @@ impl Store {
             store.shared = true;
             return Ok(store);
         }
+        if let Some((scheme, rest)) = url.split_once("://")
+            && matches!(scheme, "gs" | "az")
+        {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(StorageError::Config(format!("no bucket in {url}")));
+            }
+            let prefix = prefix.trim_matches('/');
+            let (store, emulator): (Arc<dyn ObjectStore>, _) = if scheme == "gs" {
+                let (s, e) = cloud::build_gcs(bucket)?;
+                (Arc::new(s), e)
+            } else {
+                let (s, e) = cloud::build_azure(bucket)?;
+                (Arc::new(s), e)
+            };
+            let mut description = format!("{scheme}://{bucket}/{prefix}");
+            if let Some(ep) = emulator {
+                description.push_str(&format!(" (emulator {ep})"));
+            }
+            let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                store
+            } else {
+                Arc::new(PrefixStore::new(store, prefix))
+            };
+            let mut store = Store::from_object_store(inner, description);
+            store.shared = true;
+            return Ok(store);
+        }
         let dir = if url.starts_with("file://") {
             let parsed = url::Url::parse(url)
                 .map_err(|e| StorageError::Config(format!("bad file url {url}: {e}")))?;
@@ -214,7 +244,7 @@ impl Store {
                 .map_err(|()| StorageError::Config(format!("bad file url {url}")))?
         } else if url.contains("://") {
             return Err(StorageError::Config(format!(
-                "unsupported storage scheme in {url} (use a path, file://, memory:// or s3://)"
+                "unsupported storage scheme in {url} (use a path, file://, memory://, s3://, gs:// or az://)"
             )));
         } else {
             std::path::PathBuf::from(url)
@@ -554,7 +584,7 @@ const FILE_CHUNK: usize = 256 * 1024;
 /// and no copy, and every chunk comes from the same few allocator arenas
 /// rather than one per blocking thread, so less memory is kept after a
 /// burst of downloads.
-fn file_stream(
+pub fn file_stream(
     file: std::fs::File,
     range: Range<u64>,
 ) -> BoxStream<'static, Result<Bytes, StorageError>> {

@@ -1,8 +1,10 @@
-//! One conformance suite, run against memory, the local filesystem and a real
+//! One conformance suite, run against memory, the local filesystem, a real
 //! S3-compatible server (`scripts/s3-server.sh start`, then source its env
-//! file). The S3 tests fail when `SPARTA_TEST_S3_ENDPOINT` is missing; to
-//! leave them out, say so to the runner (`cargo test -- --skip s3`), which
-//! then reports them as filtered out rather than passed.
+//! file) and Azurite for Azure Blob (`scripts/cloud-emulators.sh start`,
+//! same; GCS has its own file, gcs_emulator.rs). A remote backend's tests
+//! fail when its server's variables are missing; to leave them out, say so
+//! to the runner (`cargo test -- --skip s3 --skip azure`), which then
+//! reports them as filtered out rather than passed.
 
 use std::fmt;
 use std::io::Write;
@@ -28,6 +30,7 @@ enum Backend {
     Memory,
     Local,
     S3,
+    Azure,
 }
 
 /// A store plus whatever must live as long as it (the temp dir).
@@ -92,6 +95,19 @@ async fn open_s3(url: &str, opts: S3Options, keys: S3Keys) -> Store {
     Store::open_with_keys(url, &opts, Some(keys)).await.unwrap()
 }
 
+/// The container of `scripts/cloud-emulators.sh start` (Azurite); panics
+/// when its variables are missing.
+fn azure_env() -> String {
+    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    if var("AZURITE_BLOB_STORAGE_URL").is_none() {
+        panic!(
+            "AZURITE_BLOB_STORAGE_URL is not set: run scripts/cloud-emulators.sh start and source \
+             its env file (or leave these tests out explicitly: cargo test -- --skip azure)"
+        );
+    }
+    var("SPARTA_TEST_AZURE_CONTAINER").expect("SPARTA_TEST_AZURE_CONTAINER")
+}
+
 async fn fixture(backend: Backend) -> Option<Fixture> {
     match backend {
         Backend::Memory => Some(Fixture {
@@ -115,6 +131,15 @@ async fn fixture(backend: Backend) -> Option<Fixture> {
             // Each test gets its own prefix, so tests never see each other.
             let url = format!("s3://{bucket}/conformance/{}", unique());
             let store = open_s3(&url, opts, keys).await;
+            Some(Fixture { store, _dir: None })
+        }
+        Backend::Azure => {
+            // Opened by URL alone: the emulator and its well-known account
+            // come from AZURE_STORAGE_USE_EMULATOR and AZURITE_BLOB_STORAGE_URL,
+            // as a user would configure them.
+            let url = format!("az://{}/conformance/{}", azure_env(), unique());
+            let store = Store::open(&url, &S3Options::default()).await.unwrap();
+            assert!(store.is_shared());
             Some(Fixture { store, _dir: None })
         }
     }
@@ -491,6 +516,15 @@ async fn raw_store(backend: Backend) -> Option<(Arc<dyn ObjectStore>, Option<tem
                 object_store::prefix::PrefixStore::new(store, format!("faults/{}", unique()));
             Some((Arc::new(prefixed), None))
         }
+        Backend::Azure => {
+            let store = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_container_name(azure_env())
+                .build()
+                .unwrap();
+            let prefixed =
+                object_store::prefix::PrefixStore::new(store, format!("faults/{}", unique()));
+            Some((Arc::new(prefixed), None))
+        }
     }
 }
 
@@ -627,6 +661,7 @@ macro_rules! conformance {
 conformance!(memory, Backend::Memory);
 conformance!(local, Backend::Local);
 conformance!(s3, Backend::S3);
+conformance!(azure, Backend::Azure);
 
 /// Per-request latency against the S3 server (`cargo test -- --ignored latency`).
 #[tokio::test]

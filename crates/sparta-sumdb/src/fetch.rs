@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use sparta_upstream::client;
-use tracing::debug;
+use tracing::{Instrument, debug};
 
 use crate::{Db, Sumdb, SumdbError};
 
@@ -55,11 +55,14 @@ impl Sumdb {
     async fn fetch_one(&self, url: &str) -> Result<Option<Bytes>, String> {
         let mut retried = false;
         let mut resp = loop {
+            let span = sparta_trace::client_span("sumdb fetch");
             let resp = self
                 .inner
                 .http
                 .get(url)
+                .headers(span.in_scope(sparta_trace::headers))
                 .send()
+                .instrument(span)
                 .await
                 .map_err(|e| format!("{url}: {}", client::error_chain(&e)))?;
             let status = resp.status();

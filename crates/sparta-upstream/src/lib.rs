@@ -226,13 +226,21 @@ impl Upstream {
     async fn send(&self, url: &str) -> Result<reqwest::Response, UpstreamError> {
         let mut retried = false;
         loop {
-            let response = self.client.get(url).send().await.map_err(|e| {
-                if e.is_timeout() {
-                    UpstreamError::Timeout(format!("{url}: {e}"))
-                } else {
-                    UpstreamError::Failed(format!("{url}: {}", error_chain(&e)))
-                }
-            })?;
+            // The current span is the fetch's `source` span: the upstream
+            // sees it as the parent of its own.
+            let response = self
+                .client
+                .get(url)
+                .headers(sparta_trace::headers())
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.is_timeout() {
+                        UpstreamError::Timeout(format!("{url}: {e}"))
+                    } else {
+                        UpstreamError::Failed(format!("{url}: {}", error_chain(&e)))
+                    }
+                })?;
             let status = response.status();
             if status.is_success() {
                 return Ok(response);

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::netcheck::resolve_checked;
 use crate::{NetPolicy, VcsError, VcsMap};
 
@@ -294,7 +296,11 @@ pub(crate) async fn go_get(
         .no_proxy()
         .build()
         .map_err(|e| VcsError::Failed(format!("discovery client: {e}")))?;
-    let mut resp = client.get(url.clone()).send().await.map_err(|e| {
+    let span = sparta_trace::client_span("vcs discovery");
+    let request = client
+        .get(url.clone())
+        .headers(span.in_scope(sparta_trace::headers));
+    let mut resp = request.send().instrument(span).await.map_err(|e| {
         if e.is_timeout() {
             VcsError::Timeout(format!("go-get request to {host} timed out"))
         } else {

@@ -64,6 +64,16 @@ pub struct Settings {
     #[arg(long)]
     pub spool_dir: Option<PathBuf>,
 
+    /// A local directory that keeps copies of zips in front of the store
+    /// (least recently used go first; never the source of truth) [default: none].
+    #[arg(long)]
+    pub disk_cache_dir: Option<PathBuf>,
+
+    /// Byte budget of the disk tier for zips (--disk-cache-dir).
+    #[arg(long, default_value = "10GiB")]
+    #[serde(with = "values::size")]
+    pub disk_cache_size: ByteSize,
+
     /// Serve the proxy under this path prefix, e.g. /go [default: none].
     #[arg(long, default_value = "")]
     pub path_prefix: String,
@@ -329,6 +339,24 @@ impl Settings {
     /// The spool directory; [`load`] fills it with the temp dir when unset.
     pub fn spool_dir(&self) -> PathBuf {
         self.spool_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// The disk tier for zips, opened (its index rebuilt), if configured.
+    pub fn disk_tier(
+        &self,
+        metrics: &sparta_server::Metrics,
+    ) -> anyhow::Result<Option<std::sync::Arc<sparta_server::service::disk_tier::DiskTier>>> {
+        use anyhow::Context;
+        let Some(dir) = &self.disk_cache_dir else {
+            return Ok(None);
+        };
+        let tier = sparta_server::service::disk_tier::DiskTier::open(
+            dir,
+            self.disk_cache_size.as_u64(),
+            metrics,
+        )
+        .with_context(|| format!("disk_cache_dir {} cannot be used", dir.display()))?;
+        Ok(Some(std::sync::Arc::new(tier)))
     }
 
     /// The memory cache budget in bytes.

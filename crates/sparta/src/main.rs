@@ -9,6 +9,7 @@ mod logsink;
 mod progress;
 mod storage_cmd;
 mod sweep;
+mod telemetry;
 mod warm;
 
 use std::io::IsTerminal;
@@ -21,6 +22,10 @@ use sparta_server::{AppState, Coordination, Metrics, Proxy, ServiceConfig};
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
 use tracing::{info, warn};
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::layer::{Layered, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{Leases, Loaded, LogFormat, ServeArgs, Settings};
 
@@ -113,11 +118,24 @@ fn main() -> Result<()> {
         Command::Serve(args) => {
             let started = Instant::now();
             let loaded = load(&args)?;
-            let _logs = init_logging(loaded.settings.log_format, "info");
+            let traces = telemetry::init()?;
+            let (telemetry, traces) = match traces {
+                Some((t, layer)) => (Some(t), Some(layer)),
+                None => (None, None),
+            };
+            let _logs = init_logging(loaded.settings.log_format, "info", traces);
             for w in &loaded.warnings {
                 warn!("{w}");
             }
-            runtime()?.block_on(serve(loaded.settings, started))
+            if telemetry.is_some() {
+                info!("exporting traces over OTLP");
+            }
+            let served = runtime()?.block_on(serve(loaded.settings, started));
+            // Outside the runtime: the exporter flushes with a blocking client.
+            if let Some(t) = telemetry {
+                t.shutdown();
+            }
+            served
         }
         Command::Config(args) => {
             let loaded = load(&args)?;
@@ -160,7 +178,7 @@ fn main() -> Result<()> {
             };
             let format = settings.as_ref().map_or(LogFormat::Text, |s| s.log_format);
             // Warnings only: the progress report says what is going on.
-            let logs = init_logging(format, "warn");
+            let logs = init_logging(format, "warn", NO_TRACES);
             let ok = runtime()?.block_on(warm::run(settings, warm))?;
             drop(logs);
             if !ok {
@@ -170,7 +188,7 @@ fn main() -> Result<()> {
         }
         Command::Verify { args, delete } => {
             let settings = load(&args)?.settings;
-            let logs = init_logging(settings.log_format, "info");
+            let logs = init_logging(settings.log_format, "info", NO_TRACES);
             let ok = runtime()?.block_on(verify(settings, delete))?;
             drop(logs);
             if !ok {
@@ -275,25 +293,44 @@ async fn verify(settings: Settings, delete: bool) -> Result<bool> {
 /// Logs go through a background thread that batches writes, so request
 /// logging costs a request a formatted line, not a write to stderr. Hold the
 /// guard until exit: dropping it flushes what is queued.
-/// Logging to stderr at `SPARTA_LOG`, else at `default_level`.
-fn init_logging(format: LogFormat, default_level: &str) -> logsink::FlushGuard {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SPARTA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+/// Logging to stderr at `SPARTA_LOG`, else at `default_level`. `traces` is
+/// the OTLP export layer, when trace export is on.
+fn init_logging<L>(format: LogFormat, default_level: &str, traces: Option<L>) -> logsink::FlushGuard
+where
+    L: Layer<Layered<Filtered<BoxedFmt, EnvFilter, Registry>, Registry>> + Send + Sync,
+{
+    let filter =
+        || EnvFilter::try_from_env("SPARTA_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let ansi = std::io::stderr().is_terminal();
     let dropped = logsink::DROPPED
         .get_or_init(logsink::dropped_counter)
         .clone();
     let (writer, guard) = logsink::batched(std::io::stderr(), format == LogFormat::Json, dropped);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(writer);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
+    // JSON lines keep their shape whether or not spans are being made.
+    let fmt: BoxedFmt = match format {
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter()))
+        .with(traces.map(|t| t.with_filter(filter())))
+        .init();
     guard
 }
+
+/// The log-line layer, boxed so text and JSON are one type.
+type BoxedFmt = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// For commands that export no traces.
+const NO_TRACES: Option<tracing_subscriber::layer::Identity> = None;
 
 /// The proxy service as `serve` builds it, for `serve` and `warm`.
 pub(crate) struct Built {
@@ -376,6 +413,7 @@ pub(crate) async fn build_service(settings: &Settings) -> Result<Built> {
             holder,
             network: settings.network.mode(),
             download_modes,
+            disk_tier: settings.disk_tier(&metrics)?,
         },
     );
     Ok(Built {

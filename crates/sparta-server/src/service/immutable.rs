@@ -112,6 +112,9 @@ impl Proxy {
         range: Option<RangeRequest>,
     ) -> Result<ObjectStream, ProxyError> {
         let storage_key = key::version_file(module, version, FileKind::Zip);
+        if let Some(body) = self.tier_zip(&storage_key, range).await? {
+            return Ok(body);
+        }
         if let Some(body) = self.open_zip(&storage_key, range).await? {
             crate::audit::note_tier(crate::audit::Tier::Storage);
             self.inner
@@ -127,6 +130,9 @@ impl Proxy {
             .with_label_values(&["storage", "zip", "miss"])
             .inc();
         self.fetch_zip_shared(module, version, &storage_key).await?;
+        if let Some(body) = self.tier_zip(&storage_key, range).await? {
+            return Ok(body);
+        }
         self.open_zip(&storage_key, range).await?.ok_or_else(|| {
             ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
         })
@@ -239,6 +245,10 @@ impl Proxy {
                 info!(module = %module, version = %version, bytes = size, files = summary.files, h1 = %summary.h1,
                     upload_ms = started.elapsed().as_millis() as u64, "stored zip from upstream");
                 self.note_stored(module, version, FileKind::Zip, size, Some(&summary.h1)).await;
+                // Only bytes this fetch stored: storage is the truth.
+                if let Some(tier) = &self.inner.config.disk_tier {
+                    tier.fill_from_file(storage_key, spool.path()).await;
+                }
             }
             Ok(())
         })
@@ -264,6 +274,36 @@ impl Proxy {
         let stream = self
             .timed_storage("get", self.inner.store.get_stream(storage_key, byte_range))
             .await?;
-        Ok(stream)
+        Ok(match (&self.inner.config.disk_tier, stream) {
+            (Some(tier), Some(stream)) => Some(tier.tee(storage_key, stream)),
+            (_, stream) => stream,
+        })
+    }
+
+    /// The disk tier's checked copy of a zip, counted; `None` without a
+    /// tier or on a miss.
+    async fn tier_zip(
+        &self,
+        storage_key: &str,
+        range: Option<RangeRequest>,
+    ) -> Result<Option<ObjectStream>, ProxyError> {
+        let Some(tier) = &self.inner.config.disk_tier else {
+            return Ok(None);
+        };
+        let found = tier.open_file(storage_key).await;
+        self.inner
+            .metrics
+            .cache_lookups
+            .with_label_values(&["disk", "zip", if found.is_some() { "hit" } else { "miss" }])
+            .inc();
+        let Some(file) = found else {
+            return Ok(None);
+        };
+        crate::audit::note_tier(crate::audit::Tier::Disk);
+        let byte_range = match range {
+            None => 0..file.size,
+            Some(range) => range.resolve(file.size)?,
+        };
+        Ok(Some(super::disk_tier::stream_file(file, byte_range)))
     }
 }

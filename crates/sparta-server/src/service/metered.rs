@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use sparta_storage::{ObjectInfo, PutOutcome, StorageError};
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use super::{Kind, Proxy};
 use crate::error::ProxyError;
@@ -60,7 +60,9 @@ impl Proxy {
         T: Found,
     {
         let started = Instant::now();
-        let result = call.await;
+        let result = call
+            .instrument(sparta_trace::tier_span("storage", op))
+            .await;
         let outcome = match &result {
             Ok(v) if v.found() => "ok",
             Ok(_) => "not_found",

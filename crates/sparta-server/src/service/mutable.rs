@@ -91,6 +91,19 @@ impl Proxy {
                 .mutable_offline(kind, storage_key, module, content_type, &what)
                 .await;
         }
+        // Another replica may have fetched it within the TTL.
+        let record = self.freshness(&storage_key).await;
+        if let Some(record) = &record
+            && let Some((body, left)) = self.fresh_stored(kind, &storage_key, record).await
+            && check_mutable(kind, &body).is_ok()
+        {
+            let entry = CachedFile::mutable(body, content_type, left);
+            self.inner
+                .cache
+                .insert(storage_key, Arc::clone(&entry))
+                .await;
+            return Ok(entry);
+        }
         let source = &self.pick(module).source;
         let fetched = self
             .source_call(kind, &storage_key, async {
@@ -107,17 +120,10 @@ impl Proxy {
             });
         match fetched {
             Ok(body) => {
-                // Persisting is for stale-if-error only; a failure here must
-                // not fail the request.
-                if let Err(e) = self
-                    .timed_storage(
-                        "put",
-                        self.inner.store.put_overwrite(&storage_key, body.clone()),
-                    )
-                    .await
-                {
-                    warn!(key = %storage_key, error = %e, "could not persist answer");
-                }
+                // For other replicas within the TTL and for stale-if-error;
+                // a failure here must not fail the request.
+                self.persist_answer(&storage_key, &body, record.as_ref())
+                    .await;
                 Ok(self.cache_mutable(storage_key, body, content_type).await)
             }
             Err(e @ ProxyError::NotFound { .. }) => Err(e),

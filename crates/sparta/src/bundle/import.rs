@@ -221,17 +221,22 @@ impl Checked<'_> {
         Ok(true)
     }
 
-    /// Proves and stores the bundle's lookups, then its tiles. Partial
-    /// tiles only serve the proofs (they are never stored).
+    /// Proves and stores the bundle's lookups, then its tiles. A partial
+    /// tile is stored only when a proven lookup's proof used it.
     async fn sumdb_files(&mut self, sumdb: &Sumdb, files: Vec<(String, Bytes)>) -> Result<()> {
+        let mut partials: BTreeMap<String, Bytes> = BTreeMap::new();
         for (key, body) in &files {
             if let Some((name, rel)) = manifest::sumdb_rel(key)
                 && rel.contains(".p/")
             {
                 sumdb.stage_partial_tile(name, rel, body.clone()).await;
-                self.progress.item_skipped();
+                partials.insert(key.clone(), body.clone());
             }
         }
+        // A partial tile is stored once a proven lookup's proof used it, as
+        // the proxy keeps the ones its own proofs use (offline they answer
+        // the go command's checks of those records).
+        let mut used_partials = std::collections::BTreeSet::new();
         let verifying = sumdb.names().next().map(str::to_owned);
         let mut newest: BTreeMap<String, (u64, Bytes)> = BTreeMap::new();
         for (key, body) in files
@@ -251,6 +256,14 @@ impl Checked<'_> {
                     if verifying.as_deref() == Some(name) {
                         self.sums.extend(text.lines().map(str::to_owned));
                     }
+                    if let Ok(tiles) = sumdb.proof_tiles(name, body).await {
+                        for (rel, data) in tiles {
+                            let tile_key = format!("_sparta/sumdb/{name}/{rel}");
+                            if partials.get(&tile_key) == Some(&data) {
+                                used_partials.insert(tile_key);
+                            }
+                        }
+                    }
                     self.store_bytes(key, body).await?;
                 }
                 Ok(_) => self.progress.item_skipped(),
@@ -265,6 +278,12 @@ impl Checked<'_> {
                 continue;
             };
             if rel.contains(".p/") {
+                if used_partials.contains(key) {
+                    self.store_bytes(key, body).await?;
+                } else {
+                    // Not on any proven record's path: nothing vouches for it.
+                    self.progress.item_skipped();
+                }
                 continue;
             }
             let tree = newest.get(name).map(|(_, b)| b.as_ref());
