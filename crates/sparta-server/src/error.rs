@@ -61,6 +61,35 @@ impl ProxyError {
             ProxyError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
+
+    /// What the client is told: the reason for 4xx answers (the go command
+    /// shows a 404/410 body to its user), a short fixed text for 5xx ones,
+    /// whose detail (storage messages, upstream addresses) stays in the log.
+    pub fn public_text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            ProxyError::Upstream(_) => "upstream failed or sent an invalid answer".into(),
+            ProxyError::UpstreamTimeout(_) => "upstream timed out".into(),
+            ProxyError::Storage(_) => "storage unavailable".into(),
+            e => e.to_string().into(),
+        }
+    }
+
+    /// True for the variants whose text is internal detail.
+    fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::Upstream(_) | ProxyError::UpstreamTimeout(_) | ProxyError::Storage(_)
+        )
+    }
+}
+
+/// `text` with the current request's id, so a client's report leads to the
+/// log lines that hold the detail.
+pub fn with_request_id(text: &str) -> String {
+    match crate::reqid::current() {
+        Some(id) => format!("{text} (request id {id})\n"),
+        None => format!("{text}\n"),
+    }
 }
 
 impl From<CoreError> for ProxyError {
@@ -123,8 +152,15 @@ impl From<StorageError> for ProxyError {
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut body = self.to_string();
-        body.push('\n');
+        let body = if self.is_internal() {
+            // In the request's span: the log line carries its id.
+            tracing::warn!(status = status.as_u16(), error = %self, "request failed");
+            with_request_id(&self.public_text())
+        } else {
+            let mut body = self.to_string();
+            body.push('\n');
+            body
+        };
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(

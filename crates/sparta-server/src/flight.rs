@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use tracing::Instrument;
 
 use crate::error::ProxyError;
 
@@ -43,14 +44,19 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
                         flights: Arc::clone(self),
                         key: key.to_owned(),
                     };
-                    let task = tokio::spawn(async move {
-                        let result = work.await;
-                        // Removed before waiters see the result: a request that
-                        // arrives later starts afresh and finds what was stored.
-                        // The guard also removes it when the work panics.
-                        drop(guard);
-                        result
-                    });
+                    // In the span of the request that started it: the
+                    // fetch's log lines carry that request's id.
+                    let task = tokio::spawn(
+                        async move {
+                            let result = work.await;
+                            // Removed before waiters see the result: a request that
+                            // arrives later starts afresh and finds what was stored.
+                            // The guard also removes it when the work panics.
+                            drop(guard);
+                            result
+                        }
+                        .in_current_span(),
+                    );
                     let flight: Flight<V> = async move {
                         task.await.unwrap_or_else(|e| {
                             tracing::error!(error = %e, "shared fetch task failed");

@@ -19,6 +19,7 @@ use crate::AppState;
 use crate::cache::CachedFile;
 use crate::error::ProxyError;
 use crate::metrics::{Metrics, RouteKind};
+use crate::reqid::{self, RequestId};
 use crate::service::{Kind, RangeRequest, ZIP};
 
 mod cached;
@@ -32,8 +33,27 @@ const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=3153600
 /// Cache policy for answers that change (list, latest, queries).
 const REVALIDATE: HeaderValue = HeaderValue::from_static("public, max-age=60");
 
-/// The one entry point for every request: counts, times and logs it.
-pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
+/// The one entry point for every request: gives it an id, counts, times
+/// and logs it (every line in the request's span, under its id).
+pub async fn handle(State(state): State<Arc<AppState>>, mut request: Request) -> Response {
+    let id = RequestId::from_headers(request.headers());
+    // The audit line reads the id from here.
+    request
+        .headers_mut()
+        .insert(reqid::HEADER, id.header_value());
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = reqid::scope(
+        id.clone(),
+        Box::pin(handle_with_id(state, request)).instrument(span),
+    )
+    .await;
+    response
+        .headers_mut()
+        .insert(reqid::HEADER, id.header_value());
+    response
+}
+
+async fn handle_with_id(state: Arc<AppState>, request: Request) -> Response {
     let started = Instant::now();
     let in_flight = InFlight::enter(&state.metrics);
     let method = request.method().clone();
@@ -185,15 +205,16 @@ pub(crate) async fn dispatch(state: &AppState, request: Request) -> (RouteKind, 
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return (route, ProxyError::MethodNotAllowed.into_response());
     }
+    let head = request.method() == Method::HEAD;
     let result = match parsed {
         // Boxed: the service's futures are large, and every request's
         // future is moved several times on its way through the router.
         Ok(req) if cached::fetch_disabled(request.headers()) => {
-            Box::pin(cached::proxy(state, req, request.headers())).await
+            Box::pin(cached::proxy(state, req, request.headers(), head)).await
         }
         Ok(req) => match state.proxy.download_action(&req, rest) {
-            Action::Serve => Box::pin(proxy(state, req, request.headers())).await,
-            action => Box::pin(modes::apply(state, req, request.headers(), action)).await,
+            Action::Serve => Box::pin(proxy(state, req, request.headers(), head)).await,
+            action => Box::pin(modes::apply(state, req, request.headers(), head, action)).await,
         },
         Err(e) => Err(ProxyError::from(e)),
     };
@@ -228,6 +249,7 @@ async fn proxy(
     state: &AppState,
     request: ProxyRequest,
     headers: &HeaderMap,
+    head: bool,
 ) -> Result<Response, ProxyError> {
     let service = &state.proxy;
     match request {
@@ -255,13 +277,11 @@ async fn proxy(
                 .and_then(|r| r.to_str().ok())
                 .and_then(RangeRequest::parse)
                 .filter(|_| if_range_matches(headers, &etag));
-            let not_modified = etag_matches(headers, &etag);
-            let body = service
-                .zip(&m, &v, if not_modified { None } else { range })
-                .await?;
-            if not_modified {
-                return Ok(not_modified_response(&etag, IMMUTABLE));
+            if head || etag_matches(headers, &etag) {
+                let info = service.zip_info(&m, &v).await?;
+                return zip_head(info.size, etag, range, headers);
             }
+            let body = service.zip(&m, &v, range).await?;
             Ok(zip_response(body, etag, range.is_some()))
         }
     }
@@ -322,23 +342,45 @@ fn bytes_response(
 }
 
 fn zip_response(stream: ObjectStream, etag: HeaderValue, partial: bool) -> Response {
-    let len = stream.range.end - stream.range.start;
-    let status = if partial {
-        StatusCode::PARTIAL_CONTENT
-    } else {
-        StatusCode::OK
-    };
-    let content_range = format!(
-        "bytes {}-{}/{}",
-        stream.range.start,
-        stream.range.end.saturating_sub(1),
-        stream.info.size
-    );
     let body = Body::from_stream(
         stream
             .body
             .map(|chunk| chunk.map_err(std::io::Error::other)),
     );
+    zip_answer(body, stream.range, stream.info.size, etag, partial)
+}
+
+/// The answer to a HEAD or a conditional GET of a zip, from its size alone:
+/// the same status and headers as the GET, no body.
+pub(crate) fn zip_head(
+    size: u64,
+    etag: HeaderValue,
+    range: Option<RangeRequest>,
+    headers: &HeaderMap,
+) -> Result<Response, ProxyError> {
+    if etag_matches(headers, &etag) {
+        return Ok(not_modified_response(&etag, IMMUTABLE));
+    }
+    let (bytes, partial) = match range {
+        Some(r) => (r.resolve(size)?, true),
+        None => (0..size, false),
+    };
+    Ok(zip_answer(Body::empty(), bytes, size, etag, partial))
+}
+
+fn zip_answer(
+    body: Body,
+    bytes: std::ops::Range<u64>,
+    size: u64,
+    etag: HeaderValue,
+    partial: bool,
+) -> Response {
+    let len = bytes.end - bytes.start;
+    let status = if partial {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -347,6 +389,11 @@ fn zip_response(stream: ObjectStream, etag: HeaderValue, partial: bool) -> Respo
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::ETAG, etag);
     h.insert(header::CACHE_CONTROL, IMMUTABLE);
+    let content_range = format!(
+        "bytes {}-{}/{size}",
+        bytes.start,
+        bytes.end.saturating_sub(1)
+    );
     if partial && let Ok(v) = HeaderValue::from_str(&content_range) {
         h.insert(header::CONTENT_RANGE, v);
     }
@@ -409,16 +456,9 @@ async fn readyz(state: &AppState) -> Response {
         }
         Ok(Err(e)) => {
             state.metrics.ready.set(0);
-            let mut r = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("storage not ready: {e}\n"),
-            )
-                .into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            r
+            // The store's message (bucket, endpoint) is for the log only.
+            warn!(error = %e, "storage not ready");
+            text(StatusCode::SERVICE_UNAVAILABLE, "storage not ready\n")
         }
         Err(_) => {
             state.metrics.ready.set(0);

@@ -10,6 +10,8 @@ pub mod gate;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod reqid;
+pub mod serve;
 pub mod service;
 pub mod source;
 pub mod tls;
@@ -17,17 +19,15 @@ pub mod version;
 pub mod warm;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
-use tracing::{info, warn};
 
 pub use error::ProxyError;
 pub use metrics::{Metrics, RouteKind};
+pub use serve::ServeLimits;
 pub use service::{Coordination, Proxy, ServiceConfig};
 pub use source::{Origins, Source, SourceError, Sources};
 
@@ -57,75 +57,62 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    // Without TCP_NODELAY a body written after its headers waits for the
-    // client's delayed ACK: about 40 ms per response on a reused connection.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    serve_on(listener, router(state), shutdown, grace).await
+    let conns = state.metrics.connections.clone();
+    let listener = serve::Listener {
+        tcp: listener,
+        name: "main",
+        tls: None,
+    };
+    serve::run(listener, router(state), limits, conns, shutdown, grace).await
 }
 
-/// [`serve`] over TLS: handshakes off the accept path, the certificate
-/// reloaded when its files change.
+/// [`serve`] over TLS: handshakes in each connection's task, the
+/// certificate reloaded when its files change, HTTP/2 offered over ALPN.
 pub async fn serve_tls(
     listener: TcpListener,
     cert: Arc<tls::ReloadingCert>,
     state: Arc<AppState>,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
     let _watch = cert.watch();
-    let listener =
-        tls::TlsListener::new(listener, tls::server_config(cert)?, tls::HANDSHAKE_TIMEOUT)?
-            .tap_io(|_| {});
-    serve_on(listener, router(state), shutdown, grace).await
+    let conns = state.metrics.connections.clone();
+    let listener = serve::Listener {
+        tcp: listener,
+        name: "main",
+        tls: Some(tls::acceptor(cert)?),
+    };
+    serve::run(listener, router(state), limits, conns, shutdown, grace).await
 }
 
-/// The admin address: probes and `/metrics`, no access checks.
+/// The admin address: probes and `/metrics`, no access checks, with the
+/// same limits as the main address but a cap of its own (a flood there
+/// cannot starve the probes).
 pub async fn serve_admin(
     listener: TcpListener,
     state: Arc<AppState>,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let conns = state.metrics.connections.clone();
     let app = Router::new().fallback(http::admin).with_state(state);
-    serve_on(listener, app, shutdown, Duration::from_secs(5)).await
-}
-
-async fn serve_on<L>(
-    listener: L,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> std::io::Result<()>
-where
-    L: axum::serve::Listener<Addr = SocketAddr>,
-    for<'a> SocketAddr: axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
-{
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let server = server.into_future();
-    tokio::pin!(server);
-    let mut stop_rx = stop_rx;
-    tokio::select! {
-        result = &mut server => return result,
-        _ = stop_rx.wait_for(|stopped| *stopped) => {}
-    }
-    info!(
-        grace_secs = grace.as_secs_f64(),
-        "shutting down, finishing in-flight requests"
-    );
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            warn!("grace period over, dropping remaining requests");
-            Ok(())
-        }
-    }
+    let listener = serve::Listener {
+        tcp: listener,
+        name: "admin",
+        tls: None,
+    };
+    serve::run(
+        listener,
+        app,
+        limits,
+        conns,
+        shutdown,
+        Duration::from_secs(5),
+    )
+    .await
 }

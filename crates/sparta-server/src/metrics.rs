@@ -87,6 +87,8 @@ pub struct Metrics {
     pub download_mode_requests: IntCounterVec,
     /// `async` download mode's background fetches: started or dropped (too many).
     pub background_fetches: IntCounterVec,
+    /// Client connections per listener (see [`crate::serve`]).
+    pub connections: crate::serve::ConnMetrics,
     routes: Arc<[RouteSeries; 7]>,
 }
 
@@ -291,6 +293,7 @@ impl Metrics {
                 "Background fetches of the async download mode: started, or dropped when too many run.",
                 &["outcome"],
             ),
+            connections: crate::serve::ConnMetrics::register(&r),
             registry: r,
         };
         let build = Gauge::with_opts(

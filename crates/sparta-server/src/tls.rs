@@ -1,29 +1,22 @@
-//! Native TLS: a listener that accepts TCP and completes each handshake in
-//! a task of its own (one slow client cannot stall the accept loop), with a
-//! certificate that is reloaded when its files change on disk (certbot and
+//! Native TLS: the acceptor the accept loop ([`crate::serve`]) runs each
+//! handshake through in the connection's own task (one slow client cannot
+//! stall the loop), with a certificate that is reloaded when its files change on disk (certbot and
 //! cert-manager renew by rewriting them). HTTP/2 is offered over ALPN.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use axum::serve::Listener;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// How long a client may take to complete its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; more wait in the kernel's accept queue.
-const MAX_HANDSHAKES: usize = 1024;
 /// How often the certificate files are looked at.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
@@ -159,6 +152,11 @@ pub fn server_config(cert: Arc<ReloadingCert>) -> io::Result<Arc<rustls::ServerC
     Ok(Arc::new(config))
 }
 
+/// The acceptor for [`crate::serve::Listener`].
+pub fn acceptor(cert: Arc<ReloadingCert>) -> io::Result<TlsAcceptor> {
+    Ok(TlsAcceptor::from(server_config(cert)?))
+}
+
 /// Aborts a task when dropped.
 #[derive(Debug)]
 pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -166,81 +164,5 @@ pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// An axum [`Listener`] yielding connections whose handshake is done.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    _accept: AbortOnDrop,
-}
-
-impl TlsListener {
-    /// Starts accepting on `tcp`; handshakes run concurrently, each bounded
-    /// by `handshake_timeout`.
-    pub fn new(
-        tcp: TcpListener,
-        config: Arc<rustls::ServerConfig>,
-        handshake_timeout: Duration,
-    ) -> io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(config);
-        let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    return;
-                };
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, retry.
-                        debug!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let done = tx.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = done.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => debug!(peer = %peer, error = %e, "tls handshake failed"),
-                        Err(_) => debug!(peer = %peer, "tls handshake timed out"),
-                    }
-                });
-                if tx.is_closed() {
-                    return;
-                }
-            }
-        });
-        Ok(TlsListener {
-            ready,
-            local,
-            _accept: AbortOnDrop(task),
-        })
-    }
-}
-
-impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(c) => c,
-            // The accept task only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
     }
 }

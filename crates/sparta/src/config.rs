@@ -103,6 +103,26 @@ pub struct Settings {
     #[serde(with = "values::duration")]
     pub shutdown_grace: Duration,
 
+    /// Time for a request head to arrive: from connect for a new connection, from its first byte
+    /// for a later request; then the connection is closed.
+    #[arg(long, default_value = "10s", value_parser = values::parse_duration)]
+    #[serde(with = "values::duration")]
+    pub header_read_timeout: Duration,
+
+    /// A kept-alive connection with no request in flight is closed after this.
+    #[arg(long, default_value = "60s", value_parser = values::parse_duration)]
+    #[serde(with = "values::duration")]
+    pub idle_timeout: Duration,
+
+    /// Open client connections per listener; more wait in the kernel's accept queue.
+    #[arg(long, default_value = "4096")]
+    pub max_connections: usize,
+
+    /// Largest request head (request line and headers); a bigger one gets 431 (at least 8KiB).
+    #[arg(long, default_value = "32KiB")]
+    #[serde(with = "values::size")]
+    pub max_header_bytes: ByteSize,
+
     /// How long a replica's fetch lease lasts before others take over.
     #[arg(long, default_value = "30s", value_parser = values::parse_duration)]
     #[serde(with = "values::duration")]
@@ -381,6 +401,16 @@ impl Settings {
             region: self.s3_region.clone(),
             path_style: self.s3_path_style,
             allow_http: self.s3_allow_http,
+        }
+    }
+
+    /// The connection limits of every listener.
+    pub fn serve_limits(&self) -> sparta_server::ServeLimits {
+        sparta_server::ServeLimits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            max_header_bytes: usize::try_from(self.max_header_bytes.as_u64()).unwrap_or(usize::MAX),
         }
     }
 

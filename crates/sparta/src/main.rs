@@ -463,9 +463,14 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
                 .with_context(|| format!("cannot listen on {admin}"))?;
             info!(addr = %l.local_addr()?, "admin address (probes, /metrics)");
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(sparta_server::serve_admin(l, state.clone(), async move {
-                let _ = rx.await;
-            }));
+            let task = tokio::spawn(sparta_server::serve_admin(
+                l,
+                state.clone(),
+                settings.serve_limits(),
+                async move {
+                    let _ = rx.await;
+                },
+            ));
             (Some(tx), Some(task))
         }
         None => (None, None),
@@ -494,14 +499,21 @@ async fn serve(settings: Settings, started: Instant) -> Result<()> {
                 listener,
                 cert,
                 state,
+                settings.serve_limits(),
                 shutdown_signal(),
                 settings.shutdown_grace,
             )
             .await?
         }
         None => {
-            sparta_server::serve(listener, state, shutdown_signal(), settings.shutdown_grace)
-                .await?
+            sparta_server::serve(
+                listener,
+                state,
+                settings.serve_limits(),
+                shutdown_signal(),
+                settings.shutdown_grace,
+            )
+            .await?
         }
     }
     if let (Some(stop), Some(task)) = (admin_stop, admin_task) {

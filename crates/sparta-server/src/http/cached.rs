@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use sparta_core::{FileKind, InfoVersion, ProxyRequest};
 
-use super::{etag_matches, if_range_matches, not_modified_response, small, zip_response};
+use super::{etag_matches, if_range_matches, small, zip_response};
 use crate::AppState;
 use crate::error::ProxyError;
 use crate::service::RangeRequest;
@@ -25,6 +25,7 @@ pub(super) async fn proxy(
     state: &AppState,
     request: ProxyRequest,
     headers: &HeaderMap,
+    head: bool,
 ) -> Result<Response, ProxyError> {
     let service = &state.proxy;
     match request {
@@ -53,10 +54,11 @@ pub(super) async fn proxy(
                 .and_then(|r| r.to_str().ok())
                 .and_then(RangeRequest::parse)
                 .filter(|_| if_range_matches(headers, &etag));
-            let body = service.cached_zip(&m, &v, range).await?;
-            if etag_matches(headers, &etag) {
-                return Ok(not_modified_response(&etag, super::IMMUTABLE));
+            if head || etag_matches(headers, &etag) {
+                let info = service.cached_zip_info(&m, &v).await?;
+                return super::zip_head(info.size, etag, range, headers);
             }
+            let body = service.cached_zip(&m, &v, range).await?;
             Ok(zip_response(body, etag, range.is_some()))
         }
     }

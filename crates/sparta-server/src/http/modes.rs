@@ -13,10 +13,11 @@ pub(super) async fn apply(
     state: &AppState,
     request: ProxyRequest,
     headers: &HeaderMap,
+    head: bool,
     action: Action,
 ) -> Result<Response, ProxyError> {
     match action {
-        Action::Serve => super::proxy(state, request, headers).await,
+        Action::Serve => super::proxy(state, request, headers, head).await,
         Action::Redirect(url) => {
             let Ok(location) = HeaderValue::from_str(&url) else {
                 return Err(ProxyError::Invalid("not a redirectable path".into()));
@@ -32,7 +33,7 @@ pub(super) async fn apply(
             fetch_later,
         } => {
             let module = request.module().clone();
-            match super::cached::proxy(state, request.clone(), headers).await {
+            match super::cached::proxy(state, request.clone(), headers, head).await {
                 Err(ProxyError::NotFound { .. }) => {
                     let reason = if fetch_later && state.proxy.fetch_in_background(request) {
                         format!(

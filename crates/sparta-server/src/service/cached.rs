@@ -54,6 +54,18 @@ impl Proxy {
             .ok_or_else(|| not_cached(&format!("{module}@{version} .zip")))
     }
 
+    /// [`Proxy::zip_info`] without a fetch.
+    pub async fn cached_zip_info(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<sparta_storage::ObjectInfo, ProxyError> {
+        let storage_key = key::version_file(module, version, FileKind::Zip);
+        self.timed_head(&storage_key)
+            .await?
+            .ok_or_else(|| not_cached(&format!("{module}@{version} .zip")))
+    }
+
     /// The last list answer seen, from memory or its persisted copy.
     pub async fn cached_list(&self, module: &ModulePath) -> Result<Arc<CachedFile>, ProxyError> {
         self.cached_mutable(Kind::List, key::list(module), TEXT, module, "list")

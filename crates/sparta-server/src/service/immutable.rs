@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use sparta_core::zipcheck::MAX_ZIP_SIZE;
 use sparta_core::{FileKind, ModulePath, Version, key};
-use sparta_storage::{ObjectStream, PutOutcome};
+use sparta_storage::{ObjectInfo, ObjectStream, PutOutcome};
 use tracing::{info, warn};
 
 use super::checks::{check_gomod, check_info};
@@ -132,23 +132,62 @@ impl Proxy {
             .cache_lookups
             .with_label_values(&["storage", "zip", "miss"])
             .inc();
-        crate::audit::note_tier(crate::audit::Tier::Upstream);
-        let this = self.clone();
-        let (m, v) = (module.clone(), version.clone());
-        let k = storage_key.clone();
-        self.shared(
-            &self.inner.zip_flights,
-            Kind::Zip,
-            &storage_key,
-            async move { this.fetch_zip(&m, &v, &k).await },
-        )
-        .await?;
+        self.fetch_zip_shared(module, version, &storage_key).await?;
         if let Some(body) = self.tier_zip(&storage_key, range).await? {
             return Ok(body);
         }
         self.open_zip(&storage_key, range).await?.ok_or_else(|| {
             ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
         })
+    }
+
+    /// A zip's size from a head call on storage, fetched first on a miss:
+    /// HEAD and 304 answers need no body, so no GET is opened for them.
+    pub async fn zip_info(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<ObjectInfo, ProxyError> {
+        let storage_key = key::version_file(module, version, FileKind::Zip);
+        if let Some(info) = self.timed_head(&storage_key).await? {
+            crate::audit::note_tier(crate::audit::Tier::Storage);
+            self.inner
+                .metrics
+                .cache_lookups
+                .with_label_values(&["storage", "zip", "hit"])
+                .inc();
+            return Ok(info);
+        }
+        self.inner
+            .metrics
+            .cache_lookups
+            .with_label_values(&["storage", "zip", "miss"])
+            .inc();
+        self.fetch_zip_shared(module, version, &storage_key).await?;
+        self.timed_head(&storage_key).await?.ok_or_else(|| {
+            ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
+        })
+    }
+
+    /// The one fetch of a missing zip that every waiter shares.
+    async fn fetch_zip_shared(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        storage_key: &str,
+    ) -> Result<(), ProxyError> {
+        crate::audit::note_tier(crate::audit::Tier::Upstream);
+        let this = self.clone();
+        let (m, v) = (module.clone(), version.clone());
+        let k = storage_key.to_owned();
+        self.shared(
+            &self.inner.zip_flights,
+            Kind::Zip,
+            storage_key,
+            async move { this.fetch_zip(&m, &v, &k).await },
+        )
+        .await?;
+        Ok(())
     }
 
     async fn fetch_zip(

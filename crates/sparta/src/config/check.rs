@@ -34,10 +34,19 @@ pub(super) fn finish(
         ("upstream_timeout", s.upstream_timeout),
         ("upstream_idle_timeout", s.upstream_idle_timeout),
         ("lease_ttl", s.lease_ttl),
+        ("header_read_timeout", s.header_read_timeout),
+        ("idle_timeout", s.idle_timeout),
     ] {
         if d.is_zero() {
             bail!("{name} must be longer than zero");
         }
+    }
+    if s.max_connections == 0 {
+        bail!("max_connections must be at least 1");
+    }
+    let min_head = sparta_server::serve::MIN_HEADER_BYTES as u64;
+    if s.max_header_bytes.as_u64() < min_head {
+        bail!("max_header_bytes must be at least {min_head} bytes");
     }
     let is_s3 = s.storage.starts_with("s3://");
     if !is_s3 && (s.s3_endpoint.is_some() || s.s3_region.is_some() || s.s3_path_style) {

@@ -84,6 +84,7 @@ pub async fn resolve_in_process(dir: &Path, proxy: &sparta_server::Proxy) -> Res
     let server = tokio::spawn(sparta_server::serve(
         listener,
         state,
+        sparta_server::ServeLimits::default(),
         async move {
             let _ = stopped.await;
         },

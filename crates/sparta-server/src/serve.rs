@@ -1,0 +1,586 @@
+//! The accept loop every listener runs (plain, TLS and admin): hyper's
+//! connection builder with Sparta's limits, because `axum::serve` has no
+//! header-read timeout, no idle timeout and no connection cap.
+//!
+//! - A connection cap: each connection holds a permit; at the cap the loop
+//!   stops accepting and new connections wait in the kernel's accept queue
+//!   (they are answered once a permit frees, or time out on the client side).
+//! - A header-read timeout: a new connection must deliver its first request
+//!   head in time, and a later request must complete its head in time once
+//!   its first byte arrived.
+//! - An idle timeout: a kept-alive connection with no request in flight is
+//!   closed after it.
+//! - A request-head size limit: over it hyper answers 431 (HTTP/1) or
+//!   refuses the header list (HTTP/2).
+//!
+//! Both timeouts are watched per connection (a watchdog that sleeps until the
+//! next deadline) rather than by hyper's own timer, whose header timeout also
+//! runs while a connection idles and would make the idle timeout meaningless.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+use tracing::{debug, info, warn};
+
+/// The server's connection limits; see docs/CONTRACTS.md.
+#[derive(Debug, Clone)]
+pub struct ServeLimits {
+    /// Time for a request head to arrive (from connect, or from its first byte).
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with nothing in flight is closed after this.
+    pub idle_timeout: Duration,
+    /// Open connections per listener; more wait in the accept queue.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) in bytes.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+            max_header_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// hyper refuses a read buffer smaller than this.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+/// Connection metrics, one series per listener (`main`, `admin`).
+#[derive(Clone)]
+pub struct ConnMetrics {
+    open: IntGaugeVec,
+    accepted: IntCounterVec,
+    closed: IntCounterVec,
+}
+
+impl ConnMetrics {
+    /// Creates and registers the connection families.
+    pub fn register(r: &Registry) -> Self {
+        let open = IntGaugeVec::new(
+            Opts::new("sparta_connections_open", "Open client connections."),
+            &["listener"],
+        )
+        .expect("valid metric");
+        let accepted = IntCounterVec::new(
+            Opts::new(
+                "sparta_connections_accepted_total",
+                "Client connections accepted.",
+            ),
+            &["listener"],
+        )
+        .expect("valid metric");
+        let closed = IntCounterVec::new(
+            Opts::new(
+                "sparta_connections_closed_total",
+                "Client connections closed, by reason: done, error, header_timeout, idle_timeout, tls_handshake, shutdown.",
+            ),
+            &["listener", "reason"],
+        )
+        .expect("valid metric");
+        for c in [&accepted, &closed] {
+            r.register(Box::new(c.clone())).expect("unique metric");
+        }
+        r.register(Box::new(open.clone())).expect("unique metric");
+        // At zero from the start, so a rate over them exists before the first close.
+        for listener in ["main", "admin"] {
+            open.with_label_values(&[listener]);
+            accepted.with_label_values(&[listener]);
+        }
+        for reason in ALL_CLOSED {
+            closed.with_label_values(&["main", reason.label()]);
+        }
+        ConnMetrics {
+            open,
+            accepted,
+            closed,
+        }
+    }
+}
+
+/// Why a connection ended: the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closed {
+    Done,
+    Error,
+    HeaderTimeout,
+    IdleTimeout,
+    TlsHandshake,
+    Shutdown,
+}
+
+const ALL_CLOSED: [Closed; 6] = [
+    Closed::Done,
+    Closed::Error,
+    Closed::HeaderTimeout,
+    Closed::IdleTimeout,
+    Closed::TlsHandshake,
+    Closed::Shutdown,
+];
+
+impl Closed {
+    fn label(self) -> &'static str {
+        match self {
+            Closed::Done => "done",
+            Closed::Error => "error",
+            Closed::HeaderTimeout => "header_timeout",
+            Closed::IdleTimeout => "idle_timeout",
+            Closed::TlsHandshake => "tls_handshake",
+            Closed::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// One listener: its socket, its name in metrics, and TLS when on.
+pub struct Listener {
+    pub tcp: TcpListener,
+    /// `main` or `admin`.
+    pub name: &'static str,
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops
+/// accepting, asks every connection to finish its in-flight requests, and
+/// waits for them for at most `grace`.
+pub async fn run(
+    listener: Listener,
+    app: Router,
+    limits: ServeLimits,
+    metrics: ConnMetrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> io::Result<()> {
+    let limits = Arc::new(limits);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Off: the watchdog below times heads; hyper's timer would also
+        // close kept-alive connections after this long.
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let builder = Arc::new(builder);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection task holds a clone; all are gone when recv sees None.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let name = listener.name;
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+            () = &mut shutdown => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.tcp.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, retry.
+                    debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Without TCP_NODELAY a body written after its headers waits for the
+        // client's delayed ACK: about 40 ms per response on a reused connection.
+        let _ = tcp.set_nodelay(true);
+        metrics.accepted.with_label_values(&[name]).inc();
+        let conn = Connection {
+            app: app.clone(),
+            builder: builder.clone(),
+            limits: limits.clone(),
+            metrics: metrics.clone(),
+            name,
+            peer,
+            stop: stop_rx.clone(),
+        };
+        let tls = listener.tls.clone();
+        let alive = alive_tx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _alive = alive;
+            conn.run(tcp, tls).await;
+        });
+    }
+    drop(listener);
+    drop(alive_tx);
+    info!(
+        listener = name,
+        grace_secs = grace.as_secs_f64(),
+        "shutting down, finishing in-flight requests"
+    );
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() {
+        warn!(
+            listener = name,
+            "grace period over, dropping remaining requests"
+        );
+    }
+    Ok(())
+}
+
+/// What one connection task needs.
+struct Connection {
+    app: Router,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: Arc<ServeLimits>,
+    metrics: ConnMetrics,
+    name: &'static str,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(self, tcp: TcpStream, tls: Option<TlsAcceptor>) {
+        let open = self.metrics.open.with_label_values(&[self.name]);
+        open.inc();
+        let reason = match tls {
+            None => self.serve(tcp).await,
+            Some(acceptor) => {
+                let handshake =
+                    tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                match handshake {
+                    Ok(Ok(stream)) => self.serve(stream).await,
+                    Ok(Err(e)) => {
+                        debug!(peer = %self.peer, error = %e, "tls handshake failed");
+                        Closed::TlsHandshake
+                    }
+                    Err(_) => {
+                        debug!(peer = %self.peer, "tls handshake timed out");
+                        Closed::TlsHandshake
+                    }
+                }
+            }
+        };
+        open.dec();
+        self.metrics
+            .closed
+            .with_label_values(&[self.name, reason.label()])
+            .inc();
+    }
+
+    async fn serve<S>(&self, io: S) -> Closed
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let state = Arc::new(ConnState::new());
+        let io = TokioIo::new(Watched {
+            io,
+            state: state.clone(),
+        });
+        let service = {
+            let (app, state, peer) = (self.app.clone(), state.clone(), self.peer);
+            hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                let guard = RequestGuard::enter(state.clone());
+                let app = app.clone();
+                async move {
+                    let response = app.oneshot(request.map(Body::new)).await?;
+                    Ok::<_, Infallible>(response.map(|body| Tracked {
+                        body,
+                        _guard: guard,
+                    }))
+                }
+            })
+        };
+        let conn = self.builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let mut stop = self.stop.clone();
+        let mut stopping = *stop.borrow();
+        if stopping {
+            conn.as_mut().graceful_shutdown();
+        }
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    return match result {
+                        _ if stopping => Closed::Shutdown,
+                        Ok(()) => Closed::Done,
+                        Err(e) => {
+                            debug!(peer = %self.peer, error = %e, "connection ended with an error");
+                            Closed::Error
+                        }
+                    };
+                }
+                // Fires only with nothing in flight: dropping the
+                // connection cuts no answer short.
+                reason = state.watch(&self.limits) => {
+                    debug!(peer = %self.peer, reason = reason.label(), "closing connection");
+                    return reason;
+                }
+                changed = stop.changed(), if !stopping => {
+                    if changed.is_err() || *stop.borrow() {
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where a connection is between requests, shared by its I/O, its requests
+/// and its watchdog.
+struct ConnState {
+    phase: Mutex<Phase>,
+    changed: Notify,
+}
+
+struct Phase {
+    in_flight: usize,
+    /// Requests answered so far.
+    served: u64,
+    /// When the last request finished (or the connection opened).
+    idle_since: Instant,
+    /// When the first byte of the next request head arrived.
+    head_started: Option<Instant>,
+}
+
+impl ConnState {
+    fn new() -> Self {
+        ConnState {
+            phase: Mutex::new(Phase {
+                in_flight: 0,
+                served: 0,
+                idle_since: Instant::now(),
+                head_started: None,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn on_read(&self) {
+        let mut p = self.phase();
+        if p.in_flight == 0 && p.head_started.is_none() {
+            p.head_started = Some(Instant::now());
+            drop(p);
+            self.changed.notify_one();
+        }
+    }
+
+    /// The next deadline and what passing it means; none while a request is
+    /// in flight (a slow upstream fetch is not the client's fault).
+    fn deadline(&self, limits: &ServeLimits) -> Option<(Instant, Closed)> {
+        let p = self.phase();
+        if p.in_flight > 0 {
+            return None;
+        }
+        Some(match p.head_started {
+            Some(t) => (t + limits.header_read_timeout, Closed::HeaderTimeout),
+            // A new connection owes its first request head in time.
+            None if p.served == 0 => (
+                p.idle_since + limits.header_read_timeout,
+                Closed::HeaderTimeout,
+            ),
+            None => (p.idle_since + limits.idle_timeout, Closed::IdleTimeout),
+        })
+    }
+
+    /// Resolves when the connection should be closed.
+    async fn watch(&self, limits: &ServeLimits) -> Closed {
+        loop {
+            let changed = self.changed.notified();
+            match self.deadline(limits) {
+                None => changed.await,
+                Some((at, reason)) => {
+                    if Instant::now() >= at {
+                        return reason;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at) => {}
+                        () = changed => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Counts a request in flight until its response body is dropped (sent, or
+/// abandoned when the client went away).
+struct RequestGuard(Arc<ConnState>);
+
+impl RequestGuard {
+    fn enter(state: Arc<ConnState>) -> Self {
+        {
+            let mut p = state.phase();
+            p.in_flight += 1;
+            p.head_started = None;
+        }
+        state.changed.notify_one();
+        RequestGuard(state)
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        {
+            let mut p = self.0.phase();
+            p.in_flight -= 1;
+            p.served += 1;
+            if p.in_flight == 0 {
+                p.idle_since = Instant::now();
+                p.head_started = None;
+            }
+        }
+        self.0.changed.notify_one();
+    }
+}
+
+/// A response body that holds its request's guard.
+struct Tracked {
+    body: Body,
+    _guard: RequestGuard,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The connection's I/O, noting when request bytes arrive.
+struct Watched<S> {
+    io: S,
+    state: Arc<ConnState>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.state.on_read();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ServeLimits {
+        ServeLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            ..ServeLimits::default()
+        }
+    }
+
+    #[test]
+    fn a_new_connection_owes_its_first_head_within_the_header_timeout() {
+        let state = Arc::new(ConnState::new());
+        let opened = state.phase().idle_since;
+        let (at, reason) = state.deadline(&limits()).expect("a deadline");
+        assert_eq!(reason, Closed::HeaderTimeout);
+        assert_eq!(at, opened + Duration::from_secs(10));
+    }
+
+    #[test]
+    fn nothing_times_out_while_a_request_is_in_flight() {
+        let state = Arc::new(ConnState::new());
+        let guard = RequestGuard::enter(state.clone());
+        state.on_read(); // a request body's bytes
+        assert_eq!(state.deadline(&limits()), None);
+        drop(guard);
+        let (_, reason) = state.deadline(&limits()).expect("a deadline");
+        assert_eq!(reason, Closed::IdleTimeout, "kept alive after an answer");
+    }
+
+    #[test]
+    fn the_first_byte_of_a_later_request_starts_the_header_timeout() {
+        let state = Arc::new(ConnState::new());
+        drop(RequestGuard::enter(state.clone()));
+        let idle = state.deadline(&limits()).expect("idle deadline").0;
+        state.on_read();
+        let (at, reason) = state.deadline(&limits()).expect("a deadline");
+        assert_eq!(reason, Closed::HeaderTimeout);
+        assert!(at < idle, "the header deadline comes before the idle one");
+        // Only the first byte counts: a trickle does not push it back.
+        state.on_read();
+        assert_eq!(state.deadline(&limits()).expect("a deadline").0, at);
+    }
+}
