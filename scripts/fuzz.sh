@@ -3,40 +3,48 @@
 # the committed seed corpus (new inputs go to a scratch copy under
 # fuzz/target/, so the committed corpus stays small).
 #
-#   scripts/fuzz.sh install   install cargo-fuzz from crates.io if missing
-#   scripts/fuzz.sh run       fuzz each target (installs first)
+#   scripts/fuzz.sh build     build the targets
+#   scripts/fuzz.sh run       build, then fuzz each target
 #
-# cargo-fuzz needs nightly-only rustc flags; the stable toolchain accepts
-# them with RUSTC_BOOTSTRAP=1. Targets build without a sanitizer (`-s none`):
-# the code under test forbids unsafe, so a crash is a panic, an overflow
-# (debug assertions stay on) or running out of the memory limit.
+# The targets are libFuzzer binaries (libfuzzer-sys), built with plain cargo
+# and the coverage flags cargo-fuzz would pass, so nothing extra is
+# installed. Those flags are nightly-only; the stable toolchain accepts them
+# with RUSTC_BOOTSTRAP=1. No sanitizer: the code under test forbids unsafe,
+# so a crash is a panic, an overflow (debug assertions stay on) or running
+# out of the memory limit.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../fuzz"
 
-install() {
-    if cargo fuzz --version >/dev/null 2>&1; then
-        return
-    fi
-    cargo install --locked cargo-fuzz
+TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+BIN_DIR="target/$TRIPLE/release"
+
+targets() {
+    sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^sparta-fuzz$'
+}
+
+build() {
+    export RUSTC_BOOTSTRAP=1
+    export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
+    cargo build --release --target "$TRIPLE" --bins
 }
 
 run() {
-    install
+    build
     local seconds=${FUZZ_SECONDS:-60}
-    cd fuzz
-    export RUSTC_BOOTSTRAP=1
-    for target in $(cargo fuzz list); do
+    for target in $(targets); do
         local scratch="target/corpus/$target"
-        mkdir -p "$scratch"
+        mkdir -p "$scratch" "target/artifacts/$target"
         cp -n "corpus/$target/"* "$scratch/" 2>/dev/null || true
         echo "fuzz: $target for ${seconds}s"
-        cargo fuzz run -s none --debug-assertions "$target" "$scratch" -- \
+        "$BIN_DIR/$target" "$scratch" -artifact_prefix="target/artifacts/$target/" \
             -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
     done
 }
 
 case "${1:-run}" in
-    install) install ;;
+    build) build ;;
     run) run ;;
-    *) echo "usage: $0 [install|run]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|run]" >&2; exit 2 ;;
 esac

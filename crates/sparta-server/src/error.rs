@@ -28,6 +28,10 @@ pub enum ProxyError {
     /// Upstream failed or sent something that breaks the rules.
     #[error("{0}")]
     Upstream(String),
+    /// Upstream sent a file the checksum database contradicts: 502 with that
+    /// reason (public hashes, no internal detail), so the client sees why.
+    #[error("{0}")]
+    Refused(String),
     /// Upstream did not answer in time.
     #[error("{0}")]
     UpstreamTimeout(String),
@@ -53,7 +57,7 @@ impl ProxyError {
             ProxyError::NotFound { .. } => StatusCode::NOT_FOUND,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Upstream(_) | ProxyError::Refused(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             // The go command does not fall through a `,` list on a 503: the

@@ -144,6 +144,8 @@ fn malformed_records_and_trees() {
         "x\nrec\n\n",
         "1\nno blank line\n",
         "1\nctl\u{1}\n\nnote",
+        "+7\nrec\n\nnote",
+        "07\nrec\n\nnote",
     ] {
         assert!(Record::parse(bad.as_bytes()).is_err(), "{bad:?}");
     }

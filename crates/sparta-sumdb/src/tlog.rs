@@ -91,6 +91,11 @@ impl<'a> Record<'a> {
         let nl = msg.iter().position(|&b| b == b'\n').ok_or_else(bad)?;
         let id_str = std::str::from_utf8(&msg[..nl]).map_err(|_| bad())?;
         let id: u64 = id_str.parse().map_err(|_| bad())?;
+        // Canonical digits only: `+7` or `07` would parse, but no checksum
+        // database writes them, and the id is echoed back byte for byte.
+        if id.to_string() != id_str {
+            return Err(bad());
+        }
         let rest = &msg[nl + 1..];
         let end = rest.windows(2).position(|w| w == b"\n\n").ok_or_else(bad)?;
         let (text, signed_tree) = (&rest[..end + 1], &rest[end + 2..]);

@@ -37,7 +37,7 @@ async fn cached_only_never_asks_the_database() {
     for path in [lookup, tile, "latest"] {
         let err = s.cached(NAME, path).await.unwrap_err();
         assert!(
-            matches!(&err, SumdbError::NotFound(r) if r.contains("not cached")),
+            matches!(&err, SumdbError::NotFound(r) if r.contains("not stored here")),
             "{path}: {err}"
         );
     }

@@ -321,7 +321,14 @@ where
     };
     tracing_subscriber::registry()
         .with(fmt.with_filter(filter()))
-        .with(traces.map(|t| t.with_filter(filter())))
+        // Only sparta-trace's spans become trace spans: the request-id span
+        // around each request is for log lines and must not be their parent.
+        .with(traces.map(|t| {
+            t.with_filter(filter())
+                .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                    !meta.is_span() || meta.target() == "sparta_trace"
+                }))
+        }))
         .init();
     guard
 }

@@ -66,9 +66,11 @@ impl Proxy {
             Ok(_) => Ok(()),
             Err(e) => {
                 warn!(module = %module, version = %version, file, error = %e, "refused: checksum database check failed");
-                Err(ProxyError::Upstream(format!(
-                    "refusing {module}@{version} .{file}: {e}"
-                )))
+                let reason = format!("refusing {module}@{version} .{file}: {e}");
+                Err(match e {
+                    SumdbError::Mismatch { .. } => ProxyError::Refused(reason),
+                    _ => ProxyError::Upstream(reason),
+                })
             }
         }
     }
