@@ -119,19 +119,10 @@ impl Proxy {
             return Ok(body);
         }
         if let Some(body) = self.open_zip(&storage_key, range).await? {
-            crate::audit::note_tier(crate::audit::Tier::Storage);
-            self.inner
-                .metrics
-                .cache_lookups
-                .with_label_values(&["storage", "zip", "hit"])
-                .inc();
+            self.count_storage_zip(true);
             return Ok(body);
         }
-        self.inner
-            .metrics
-            .cache_lookups
-            .with_label_values(&["storage", "zip", "miss"])
-            .inc();
+        self.count_storage_zip(false);
         self.fetch_zip_shared(module, version, &storage_key).await?;
         if let Some(body) = self.tier_zip(&storage_key, range).await? {
             return Ok(body);
@@ -139,6 +130,18 @@ impl Proxy {
         self.open_zip(&storage_key, range).await?.ok_or_else(|| {
             ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
         })
+    }
+
+    /// Counts a zip looked up in storage; a hit is also the audit line's tier.
+    fn count_storage_zip(&self, hit: bool) {
+        if hit {
+            crate::audit::note_tier(crate::audit::Tier::Storage);
+        }
+        self.inner
+            .metrics
+            .cache_lookups
+            .with_label_values(&["storage", "zip", if hit { "hit" } else { "miss" }])
+            .inc();
     }
 
     /// A zip's size from a head call on storage, fetched first on a miss:
@@ -150,19 +153,10 @@ impl Proxy {
     ) -> Result<ObjectInfo, ProxyError> {
         let storage_key = key::version_file(module, version, FileKind::Zip);
         if let Some(info) = self.timed_head(&storage_key).await? {
-            crate::audit::note_tier(crate::audit::Tier::Storage);
-            self.inner
-                .metrics
-                .cache_lookups
-                .with_label_values(&["storage", "zip", "hit"])
-                .inc();
+            self.count_storage_zip(true);
             return Ok(info);
         }
-        self.inner
-            .metrics
-            .cache_lookups
-            .with_label_values(&["storage", "zip", "miss"])
-            .inc();
+        self.count_storage_zip(false);
         self.fetch_zip_shared(module, version, &storage_key).await?;
         self.timed_head(&storage_key).await?.ok_or_else(|| {
             ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
