@@ -11,7 +11,7 @@
 //! Both therefore clone the very same repository.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -19,8 +19,6 @@ use std::sync::{OnceLock, mpsc};
 use std::time::Duration;
 
 use tempfile::TempDir;
-
-use crate::{go_exe, target_dir, wait_bounded, workspace_root};
 
 /// The host name module paths of the test repositories use.
 pub const HOST: &str = "git.sparta.test";
@@ -31,34 +29,8 @@ pub const PASS: &str = "secret";
 /// Builds the git server program once per test binary.
 pub fn gitserver_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out_dir = target_dir().join("sparta-e2e");
-        std::fs::create_dir_all(&out_dir).expect("create target/sparta-e2e");
-        let bin = out_dir.join("gitserver");
-        let tmp = out_dir.join(format!("gitserver.{}.tmp", std::process::id()));
-        let mut child = Command::new(go_exe())
-            .args(["build", "-o"])
-            .arg(&tmp)
-            .arg(".")
-            .current_dir(workspace_root().join("tests/gitserver"))
-            .env("GOFLAGS", "-mod=mod")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the go command must be on PATH to build the git server (or set GO)");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let status = wait_bounded(&mut child, Duration::from_secs(300), "go build (gitserver)");
-        let err = reader.join().unwrap_or_default();
-        assert!(status.success(), "building the git server failed:\n{err}");
-        std::fs::rename(&tmp, &bin).expect("rename gitserver binary");
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| crate::build_go_program("gitserver", &[("GOFLAGS", "-mod=mod")]))
+        .clone()
 }
 
 /// A running git server with its own repositories; stops on drop.

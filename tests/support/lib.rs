@@ -71,38 +71,48 @@ pub(crate) fn wait_bounded(
 // ---------------------------------------------------------------------------
 // Fixture upstream
 
+/// Builds the Go program in `tests/<dir>` into `target/sparta-e2e/<dir>` and
+/// returns its path. Built to a private name and renamed, so a concurrent
+/// reader never runs a half-written binary; `go build` caches, so a rebuild
+/// is quick. Callers keep the result in a `OnceLock`.
+pub fn build_go_program(dir: &str, env: &[(&str, &str)]) -> PathBuf {
+    let out_dir = target_dir().join("sparta-e2e");
+    std::fs::create_dir_all(&out_dir).expect("create target/sparta-e2e");
+    let bin = out_dir.join(dir);
+    let tmp = out_dir.join(format!("{dir}.{}.tmp", std::process::id()));
+    let mut child = Command::new(go_exe())
+        .args(["build", "-o"])
+        .arg(&tmp)
+        .arg(".")
+        .current_dir(workspace_root().join("tests").join(dir))
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("the go command must be on PATH to build tests/{dir} (or set GO): {e}")
+        });
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let status = wait_bounded(
+        &mut child,
+        Duration::from_secs(300),
+        &format!("go build ({dir})"),
+    );
+    let err = reader.join().unwrap_or_default();
+    assert!(status.success(), "building tests/{dir} failed:\n{err}");
+    std::fs::rename(&tmp, &bin).unwrap_or_else(|e| panic!("rename {dir} binary: {e}"));
+    bin
+}
+
 /// Builds the fixture program once per test binary and returns its path.
 pub fn fixture_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out_dir = target_dir().join("sparta-e2e");
-        std::fs::create_dir_all(&out_dir).expect("create target/sparta-e2e");
-        let bin = out_dir.join("fixture");
-        // Build to a private name and rename, so a concurrent reader never
-        // runs a half-written binary. `go build` caches, so this is quick.
-        let tmp = out_dir.join(format!("fixture.{}.tmp", std::process::id()));
-        let mut child = Command::new(go_exe())
-            .args(["build", "-o"])
-            .arg(&tmp)
-            .arg(".")
-            .current_dir(workspace_root().join("tests/fixture"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the go command must be on PATH to build the fixture (or set GO)");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let status = wait_bounded(&mut child, Duration::from_secs(300), "go build (fixture)");
-        let err = reader.join().unwrap_or_default();
-        assert!(status.success(), "building the fixture failed:\n{err}");
-        std::fs::rename(&tmp, &bin).expect("rename fixture binary");
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| build_go_program("fixture", &[])).clone()
 }
 
 /// A running fixture upstream. The shared one lives for the whole test

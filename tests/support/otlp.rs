@@ -2,7 +2,6 @@
 //! protobuf definitions): receives Sparta's span exports and, as a recording
 //! reverse proxy in front of an upstream, the trace headers Sparta sends on.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
@@ -10,45 +9,11 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::{go_exe, target_dir, wait_bounded, workspace_root};
-
 /// Builds the receiver once per test binary.
 pub fn receiver_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out_dir = target_dir().join("sparta-e2e");
-        std::fs::create_dir_all(&out_dir).expect("create target/sparta-e2e");
-        let bin = out_dir.join("otlp-receiver");
-        let tmp = out_dir.join(format!("otlp-receiver.{}.tmp", std::process::id()));
-        let mut child = Command::new(go_exe())
-            .args(["build", "-o"])
-            .arg(&tmp)
-            .arg(".")
-            .current_dir(workspace_root().join("tests/otlp-receiver"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the go command must be on PATH to build the OTLP receiver (or set GO)");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let status = wait_bounded(
-            &mut child,
-            Duration::from_secs(300),
-            "go build (otlp-receiver)",
-        );
-        let err = reader.join().unwrap_or_default();
-        assert!(
-            status.success(),
-            "building the OTLP receiver failed:\n{err}"
-        );
-        std::fs::rename(&tmp, &bin).expect("rename otlp-receiver binary");
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| crate::build_go_program("otlp-receiver", &[]))
+        .clone()
 }
 
 /// A running receiver; stops on drop.

@@ -1,52 +1,18 @@
 //! The fixture checksum database (`tests/sumdb-fixture`, Go): a signed tree
 //! over the fixture upstream's go.sum lines, served on loopback.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{OnceLock, mpsc};
 use std::time::Duration;
 
-use crate::{go_exe, target_dir, wait_bounded, workspace_root};
-
 /// Builds the sumdb fixture once per test binary.
 pub fn sumdb_fixture_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out_dir = target_dir().join("sparta-e2e");
-        std::fs::create_dir_all(&out_dir).expect("create target/sparta-e2e");
-        let bin = out_dir.join("sumdb-fixture");
-        let tmp = out_dir.join(format!("sumdb-fixture.{}.tmp", std::process::id()));
-        let mut child = Command::new(go_exe())
-            .args(["build", "-o"])
-            .arg(&tmp)
-            .arg(".")
-            .current_dir(workspace_root().join("tests/sumdb-fixture"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the go command must be on PATH to build the sumdb fixture");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let status = wait_bounded(
-            &mut child,
-            Duration::from_secs(300),
-            "go build (sumdb fixture)",
-        );
-        let err = reader.join().unwrap_or_default();
-        assert!(
-            status.success(),
-            "building the sumdb fixture failed:\n{err}"
-        );
-        std::fs::rename(&tmp, &bin).expect("rename sumdb fixture binary");
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| crate::build_go_program("sumdb-fixture", &[]))
+        .clone()
 }
 
 /// A running checksum database; killed on drop.
