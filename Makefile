@@ -7,6 +7,7 @@
 #   make soak   SOAK_SECONDS (default 600) of mixed load on the release binary; writes bench/results/soak-<date>.md
 #   make deny   cargo deny: licenses, bans, sources (also part of make test)
 #   make test-e2e, make test-deploy: parts of make test
+#   make test-image  build deploy/Dockerfile with buildah, run the image, write bench/results/image-<date>.md
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -61,7 +62,8 @@ test-deploy: tools build
 	@bash scripts/deploy-prometheus-test.sh
 
 # Builds deploy/Dockerfile with buildah and runs the image (slow; not in `make test`).
-test-image: go-toolchain build
+# No `build`: the release binary is built inside the image.
+test-image: go-toolchain
 	@bash scripts/image-test.sh
 
 lint:
