@@ -114,6 +114,12 @@ pub struct Settings {
     #[serde(with = "values::duration")]
     pub idle_timeout: Duration,
 
+    /// An answer whose writes stay blocked this long (the client stopped reading) is cut and its
+    /// connection closed; 0 turns it off.
+    #[arg(long, default_value = "60s", value_parser = values::parse_duration)]
+    #[serde(with = "values::duration")]
+    pub send_timeout: Duration,
+
     /// Open client connections per listener; more wait in the kernel's accept queue.
     #[arg(long, default_value = "4096")]
     pub max_connections: usize,
@@ -411,6 +417,7 @@ impl Settings {
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,
             max_header_bytes: usize::try_from(self.max_header_bytes.as_u64()).unwrap_or(usize::MAX),
+            send_timeout: self.send_timeout,
         }
     }
 
