@@ -4,6 +4,7 @@ mod access;
 mod bundle;
 mod catalog_cmd;
 mod config;
+mod logfmt;
 mod logsink;
 #[allow(dead_code)] // not every user takes every report
 mod progress;
@@ -309,13 +310,15 @@ where
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(writer);
-    // JSON lines keep their shape whether or not spans are being made.
+    // JSON lines keep their shape whether or not spans are being made; the
+    // request id is a top-level field (logfmt).
     let fmt: BoxedFmt = match format {
         LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            .map_event_format(logfmt::WithRequestId)
             .boxed(),
         LogFormat::Text => fmt.boxed(),
     };
