@@ -11,12 +11,14 @@ mod file_stream;
 pub mod init;
 mod lease;
 mod lease_guard;
+mod presign;
 mod s3;
 mod sweep;
 
 pub use file_stream::file_stream;
 pub use lease::SKEW_MARGIN;
 pub use lease_guard::{LeaseGuard, OnRenewFailure};
+pub use presign::{MAX_PRESIGN_TTL, Url};
 pub use sweep::{SPOOL_MAX_AGE, SPOOL_PREFIX, STAGING_MAX_AGE, SWEEP_LIMIT, Swept, sweep_spool};
 
 use std::ops::Range;
@@ -31,7 +33,6 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjPath;
-use object_store::prefix::PrefixStore;
 use object_store::{
     CopyMode, CopyOptions, GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt,
     PutMode, PutOptions, PutPayload, WriteMultipart,
@@ -163,6 +164,8 @@ const STAGING_PREFIX: &str = "_sparta/staging";
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
+    /// The same store as a URL signer, for backends that can presign.
+    signer: Option<Arc<dyn object_store::signer::Signer>>,
     description: Arc<str>,
     shared: bool,
 }
@@ -201,14 +204,7 @@ impl Store {
             if let Some(ep) = &s3.endpoint {
                 description.push_str(&format!(" (endpoint {ep})"));
             }
-            let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                Arc::new(store)
-            } else {
-                Arc::new(PrefixStore::new(store, prefix))
-            };
-            let mut store = Store::from_object_store(inner, description);
-            store.shared = true;
-            return Ok(store);
+            return Ok(Store::bucket(store, prefix, description));
         }
         if let Some((scheme, rest)) = url.split_once("://")
             && matches!(scheme, "gs" | "az")
@@ -218,25 +214,20 @@ impl Store {
                 return Err(StorageError::Config(format!("no bucket in {url}")));
             }
             let prefix = prefix.trim_matches('/');
-            let (store, emulator): (Arc<dyn ObjectStore>, _) = if scheme == "gs" {
+            let described = |emulator: Option<String>| {
+                let mut description = format!("{scheme}://{bucket}/{prefix}");
+                if let Some(ep) = emulator {
+                    description.push_str(&format!(" (emulator {ep})"));
+                }
+                description
+            };
+            return Ok(if scheme == "gs" {
                 let (s, e) = cloud::build_gcs(bucket)?;
-                (Arc::new(s), e)
+                Store::bucket(s, prefix, described(e))
             } else {
                 let (s, e) = cloud::build_azure(bucket)?;
-                (Arc::new(s), e)
-            };
-            let mut description = format!("{scheme}://{bucket}/{prefix}");
-            if let Some(ep) = emulator {
-                description.push_str(&format!(" (emulator {ep})"));
-            }
-            let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                store
-            } else {
-                Arc::new(PrefixStore::new(store, prefix))
-            };
-            let mut store = Store::from_object_store(inner, description);
-            store.shared = true;
-            return Ok(store);
+                Store::bucket(s, prefix, described(e))
+            });
         }
         let dir = if url.starts_with("file://") {
             let parsed = url::Url::parse(url)
@@ -268,6 +259,7 @@ impl Store {
     pub fn from_object_store(inner: Arc<dyn ObjectStore>, description: impl Into<String>) -> Store {
         Store {
             inner,
+            signer: None,
             description: description.into().into(),
             shared: false,
         }
