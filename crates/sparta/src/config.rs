@@ -192,10 +192,16 @@ pub struct Settings {
     pub route: Vec<String>,
     /// Download mode per module pattern, `glob[,glob]=mode` (globs as in --route; first match wins;
     /// unmatched modules are sync): sync, async (404 at once, fetch in the background),
-    /// redirect:URL (302 to URL/<path>), none or none:403 (serve only what is stored); repeatable.
+    /// redirect:URL (302 to URL/<path>), presigned (zips: 302 to a presigned URL of the stored
+    /// object; s3://, gs:// or az:// storage), none or none:403 (serve only what is stored); repeatable.
     #[arg(long)]
     #[serde(default, deserialize_with = "values::one_or_many")]
     pub download_mode: Vec<String>,
+    /// How long the presigned URLs of the `presigned` download mode last (at most 7 days); its
+    /// 302s may be cached for half of it.
+    #[arg(long, default_value = "5m", value_parser = values::parse_duration)]
+    #[serde(with = "values::duration")]
+    pub presign_ttl: Duration,
     /// Directory for the bare git mirrors `direct` fetches into; must be writable when `direct` is used.
     #[arg(long, default_value = "./sparta-vcs")]
     pub vcs_cache_dir: PathBuf,

@@ -409,6 +409,13 @@ pub(crate) async fn build_service(settings: &Settings) -> Result<Built> {
     let holder = format!("{}-{}", hostname(), std::process::id());
     let download_modes = sparta_core::download::DownloadModes::parse(&settings.download_mode)
         .context("invalid --download-mode")?;
+    if download_modes.presigns() {
+        // Sign once now: a store or credentials that cannot is a start-up error.
+        store
+            .presigned_get("_sparta/probe/presign", settings.presign_ttl)
+            .await
+            .context("--download-mode presigned: the store cannot presign URLs")?;
+    }
     let proxy = Proxy::new(
         store.clone(),
         sources,
@@ -423,6 +430,7 @@ pub(crate) async fn build_service(settings: &Settings) -> Result<Built> {
             holder,
             network: settings.network.mode(),
             download_modes,
+            presign_ttl: settings.presign_ttl,
             disk_tier: settings.disk_tier(&metrics)?,
             limits: settings.limits(),
         },
