@@ -21,7 +21,9 @@ export PATH="$TOOLS/bin:$PATH"
 PY="$TOOLS/venv/bin/python"
 CHART=helm/sparta
 
-for tool in helm promtool deploycheck kubernetes-validate "$PY"; do
+# The binary that reads the chart's config.toml (make test builds it).
+SPARTA_BIN=${SPARTA_BIN:-$ROOT/target/debug/sparta}
+for tool in helm promtool deploycheck kubernetes-validate "$PY" "$SPARTA_BIN"; do
   command -v "$tool" >/dev/null 2>&1 || { echo "deploy-check: $tool missing: run scripts/install-deploy-tools.sh" >&2; exit 1; }
 done
 
@@ -108,6 +110,15 @@ for values in "$CHART"/ci/*-values.yaml; do
     "$PY" deploy/tools/deploy_checks.py rendered "$out" "$name"
   check "no ServiceMonitor/PrometheusRule without the CRD API ($name)" \
     bash -c '! helm template sparta "$1" -f "$2" | grep -Eq "^kind: (ServiceMonitor|PrometheusRule)$"' _ "$CHART" "$values"
+  # The rendered config.toml is read by the real binary: every key known,
+  # every value valid (a typo in the chart would stop the pod at start-up).
+  check "sparta config reads the chart's config.toml ($name)" \
+    bash -c '"$1" -c "import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d.get(\"kind\") == \"ConfigMap\" and \"config.toml\" in d.get(\"data\", {}):
+        open(sys.argv[2], \"w\").write(d[\"data\"][\"config.toml\"])" "$2" "$3" &&
+      test -s "$3" && (cd "$(dirname "$3")" && env -u SPARTA_STORAGE "$4" config --config "$3" >/dev/null)' \
+    _ "$PY" "$out" "$work/config-$name.toml" "$SPARTA_BIN"
 done
 
 default="$CHART/ci/default-values.yaml"

@@ -4,21 +4,21 @@ mod access;
 mod bundle;
 mod catalog_cmd;
 mod config;
+mod logfmt;
 mod logsink;
 #[allow(dead_code)] // not every user takes every report
 mod progress;
+mod serve_cmd;
 mod storage_cmd;
 mod sweep;
 mod telemetry;
 mod warm;
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use sparta_server::{AppState, Coordination, Metrics, Proxy, ServiceConfig};
 use sparta_storage::Store;
 use sparta_sumdb::Sumdb;
 use tracing::{info, warn};
@@ -27,7 +27,7 @@ use tracing_subscriber::layer::{Layered, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-use crate::config::{Leases, Loaded, LogFormat, ServeArgs, Settings};
+use crate::config::{Loaded, LogFormat, ServeArgs, Settings};
 
 /// Sparta, a Go module proxy (GOPROXY server) that stores every module version
 /// once in local or S3-compatible storage and serves it forever after.
@@ -130,7 +130,7 @@ fn main() -> Result<()> {
             if telemetry.is_some() {
                 info!("exporting traces over OTLP");
             }
-            let served = runtime()?.block_on(serve(loaded.settings, started));
+            let served = runtime()?.block_on(serve_cmd::serve(loaded.settings, started));
             // Outside the runtime: the exporter flushes with a blocking client.
             if let Some(t) = telemetry {
                 t.shutdown();
@@ -309,13 +309,15 @@ where
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(writer);
-    // JSON lines keep their shape whether or not spans are being made.
+    // JSON lines keep their shape whether or not spans are being made; the
+    // request id is a top-level field (logfmt).
     let fmt: BoxedFmt = match format {
         LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            .map_event_format(logfmt::WithRequestId)
             .boxed(),
         LogFormat::Text => fmt.boxed(),
     };
@@ -338,309 +340,3 @@ type BoxedFmt = Box<dyn Layer<Registry> + Send + Sync>;
 
 /// For commands that export no traces.
 const NO_TRACES: Option<tracing_subscriber::layer::Identity> = None;
-
-/// The proxy service as `serve` builds it, for `serve` and `warm`.
-pub(crate) struct Built {
-    pub store: Store,
-    pub proxy: Proxy,
-    pub metrics: Metrics,
-    pub coordination: Coordination,
-    pub databases: Vec<String>,
-}
-
-/// Opens the store and builds the service over it: leases, checksum
-/// databases, sources, the network mode.
-pub(crate) async fn build_service(settings: &Settings) -> Result<Built> {
-    let store = Store::open(&settings.storage, &settings.s3())
-        .await
-        .with_context(|| format!("cannot open storage {}", settings.storage))?;
-    // In the background: a big backlog must not delay readiness.
-    tokio::spawn({
-        let (store, dir) = (store.clone(), settings.spool_dir());
-        async move { sweep::at_start(&store, &dir).await }
-    });
-
-    // Leases coordinate fetches across replicas that share a store, and only
-    // where it refuses a second create of the same key; otherwise each
-    // replica fetches alone. A local directory is one replica's by default:
-    // there a lease would cost a file per fetch and coordinate nothing.
-    let want_leases = match settings.leases {
-        Leases::Auto => store.is_shared(),
-        Leases::On => true,
-        Leases::Off => false,
-    };
-    let coordination = if !want_leases {
-        Coordination::Local
-    } else {
-        match store.probe_conditional_put().await {
-            Ok(true) => Coordination::Lease {
-                ttl: settings.lease_ttl,
-            },
-            Ok(false) => {
-                warn!(storage = %store.describe(), "store does not honour write-once puts; fetches are coordinated per replica only");
-                Coordination::Local
-            }
-            Err(e) => {
-                warn!(storage = %store.describe(), error = %e, "could not probe the store for write-once puts; fetches are coordinated per replica only");
-                Coordination::Local
-            }
-        }
-    };
-    let sumdb_config = settings.sumdb_config()?;
-    if !sumdb_config.verify {
-        warn!("checksum verification is off: modules are stored as upstream serves them");
-    } else if sumdb_config.fail_open {
-        warn!("checksum database failures fail open: modules may be stored unverified");
-    }
-    let databases: Vec<String> = sumdb_config
-        .databases
-        .iter()
-        .map(|d| d.name.clone())
-        .collect();
-    let sumdb = Sumdb::new(sumdb_config, store.clone())?;
-    let metrics = Metrics::new();
-    let sources = sources(settings, &metrics)?;
-    if let Some(dropped) = logsink::DROPPED.get() {
-        metrics.register(Box::new(dropped.clone()));
-    }
-    let holder = format!("{}-{}", hostname(), std::process::id());
-    let download_modes = sparta_core::download::DownloadModes::parse(&settings.download_mode)
-        .context("invalid --download-mode")?;
-    let proxy = Proxy::new(
-        store.clone(),
-        sources,
-        sumdb,
-        metrics.clone(),
-        ServiceConfig {
-            cache_size: settings.cache_size(),
-            list_ttl: settings.list_ttl,
-            negative_ttl: settings.negative_ttl,
-            spool_dir: settings.spool_dir(),
-            coordination,
-            holder,
-            network: settings.network.mode(),
-            download_modes,
-            disk_tier: settings.disk_tier(&metrics)?,
-            limits: settings.limits(),
-        },
-    );
-    Ok(Built {
-        store,
-        proxy,
-        metrics,
-        coordination,
-        databases,
-    })
-}
-
-async fn serve(settings: Settings, started: Instant) -> Result<()> {
-    let Built {
-        store,
-        proxy,
-        metrics,
-        coordination,
-        databases,
-    } = build_service(&settings).await?;
-    let access_settings = settings.access()?;
-    let (access, audit, audit_guard) = access::build(&access_settings, &metrics)?;
-    let state = Arc::new(AppState {
-        proxy,
-        metrics: metrics.clone(),
-        path_prefix: settings.path_prefix.clone(),
-        access,
-        audit,
-        admin_separate: access_settings.admin_listen.is_some(),
-        warm: Default::default(),
-    });
-    let listener = bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let addr = listener.local_addr()?;
-    let tls = match &access_settings.tls {
-        Some(files) => Some(
-            sparta_server::tls::ReloadingCert::open(files.clone())
-                .with_context(|| format!("cannot load TLS certificate {}", files.cert.display()))?,
-        ),
-        None => None,
-    };
-    let (admin_stop, admin_task) = match &access_settings.admin_listen {
-        Some(admin) => {
-            let l = bind(*admin)
-                .await
-                .with_context(|| format!("cannot listen on {admin}"))?;
-            info!(addr = %l.local_addr()?, "admin address (probes, /metrics)");
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(sparta_server::serve_admin(
-                l,
-                state.clone(),
-                settings.serve_limits(),
-                async move {
-                    let _ = rx.await;
-                },
-            ));
-            (Some(tx), Some(task))
-        }
-        None => (None, None),
-    };
-    metrics.ready.set(1);
-    if let Some(path) = &settings.ready_file {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, addr.to_string())?;
-        std::fs::rename(&tmp, path)?;
-    }
-    info!(
-        addr = %addr,
-        storage = %store.describe(),
-        upstream = %settings.upstream(),
-        routes = settings.route.len(),
-        coordination = ?coordination,
-        network = %settings.network.mode(),
-        sumdb = ?databases,
-        startup_ms = started.elapsed().as_millis() as u64,
-        tls = tls.is_some(),
-        "listening"
-    );
-    match tls {
-        Some(cert) => {
-            sparta_server::serve_tls(
-                listener,
-                cert,
-                state,
-                settings.serve_limits(),
-                shutdown_signal(),
-                settings.shutdown_grace,
-            )
-            .await?
-        }
-        None => {
-            sparta_server::serve(
-                listener,
-                state,
-                settings.serve_limits(),
-                shutdown_signal(),
-                settings.shutdown_grace,
-            )
-            .await?
-        }
-    }
-    if let (Some(stop), Some(task)) = (admin_stop, admin_task) {
-        let _ = stop.send(());
-        let _ = task.await;
-    }
-    if let Some(guard) = audit_guard {
-        let _ =
-            tokio::task::spawn_blocking(move || guard.finish(std::time::Duration::from_secs(10)))
-                .await;
-    }
-    info!("stopped");
-    Ok(())
-}
-
-/// The routing table: a source chain per `--route` and one for `--upstream`.
-/// The VCS fetcher exists only when `direct` appears in one of them, so no
-/// other path can reach it.
-fn sources(settings: &Settings, metrics: &Metrics) -> Result<sparta_server::Sources> {
-    let default =
-        sparta_core::proxylist::parse(settings.upstream()).context("invalid --upstream")?;
-    let routes = sparta_core::routes::Routes::parse(&settings.route).context("invalid --route")?;
-    let wants_direct = routes.any_direct() || default.iter().any(|e| e.is_direct());
-    let direct: Option<Arc<dyn sparta_server::Source>> = if wants_direct {
-        let vcs = vcs_fetcher(settings)?
-            .with_metrics(metrics.registry())
-            .context("cannot register the VCS metrics")?;
-        Some(Arc::new(sparta_server::source::VcsSource(vcs)))
-    } else {
-        None
-    };
-    let origins = sparta_server::Origins {
-        upstream_timeout: settings.upstream_timeout,
-        upstream_idle_timeout: settings.upstream_idle_timeout,
-        connect_timeout: std::time::Duration::from_secs(10),
-        direct,
-    };
-    sparta_server::Sources::new(&default, routes, &origins).map_err(anyhow::Error::msg)
-}
-
-/// The VCS fetcher from its settings; its cache directory must be writable.
-fn vcs_fetcher(s: &Settings) -> Result<sparta_vcs::Vcs> {
-    let dir = &s.vcs_cache_dir;
-    std::fs::create_dir_all(dir)
-        .and_then(|()| tempfile::tempfile_in(dir).map(drop))
-        .with_context(|| {
-            format!(
-                "--vcs-cache-dir {} is not a writable directory",
-                dir.display()
-            )
-        })?;
-    let maps = s
-        .vcs_map
-        .iter()
-        .map(|m| sparta_vcs::VcsMap::parse(m))
-        .collect::<Result<Vec<_>, _>>()
-        .context("invalid --vcs-map")?;
-    let netrc = s.vcs_netrc.clone().or_else(|| {
-        std::env::var_os("NETRC")
-            .map(std::path::PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".netrc")))
-            .filter(|p| p.is_file())
-    });
-    let mut config = sparta_vcs::VcsConfig::new(dir.clone());
-    config.cache_size = s.vcs_cache_size.as_u64();
-    config.maps = maps;
-    config.netrc = netrc;
-    config.token_dir = s.vcs_token_dir.clone();
-    config.ssh_key = s.vcs_ssh_key.clone();
-    config.insecure = s.vcs_insecure.clone();
-    config.net = sparta_vcs::NetPolicy {
-        allow_loopback: s.vcs_allow_loopback,
-        refuse_private: s.vcs_refuse_private,
-    };
-    config.op_timeout = s.vcs_timeout;
-    config.max_repo_size = s.vcs_max_repo_size.as_u64();
-    sparta_vcs::Vcs::new(config).context("cannot start the VCS fetcher")
-}
-
-/// Binds with a long accept queue: a CI fleet starting at once opens
-/// thousands of connections, and with the default of 1024 the overflow waits
-/// a whole SYN retry (1 s) before it is even accepted.
-async fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(4096)
-}
-
-/// Resolves on SIGTERM (every Kubernetes rollout) or SIGINT.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => info!(signal = "SIGINT", "shutdown requested"),
-        _ = term => info!(signal = "SIGTERM", "shutdown requested"),
-    }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "sparta".to_owned())
-}

@@ -64,7 +64,9 @@ pub async fn run(settings: Option<Settings>, args: WarmArgs) -> Result<bool> {
             args.token_file.as_deref(),
             args.netrc.as_deref(),
         )?),
-        (None, Some(settings)) => Target::Local(crate::build_service(settings).await?.proxy),
+        (None, Some(settings)) => {
+            Target::Local(crate::serve_cmd::build_service(settings).await?.proxy)
+        }
         (None, None) => bail!("no settings for the in-process store"),
     };
     let target = Arc::new(target);
