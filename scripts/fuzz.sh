@@ -27,6 +27,9 @@ build() {
     export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
+    # The workspace's lock file: the same dependency versions as everything
+    # else, not whatever is newest today (cargo adds libfuzzer-sys to it).
+    cp ../Cargo.lock Cargo.lock
     cargo build --release --target "$TRIPLE" --bins
 }
 
