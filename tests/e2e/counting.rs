@@ -162,14 +162,7 @@ async fn replicas_sharing_a_directory_fetch_once_with_leases_on() {
 /// The coordination mode a replica reports in `sparta_fetch_coordination`
 /// (the one series at 1), read from its metrics rather than a log line.
 async fn coordination(sparta: &Sparta) -> String {
-    let text = http_client()
-        .get(format!("{}/metrics", sparta.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let text = sparta.metrics().await;
     let on: Vec<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("sparta_fetch_coordination{mode=\""))

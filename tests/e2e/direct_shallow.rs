@@ -5,19 +5,12 @@
 //! go command's own `GOPROXY=direct` ones.
 
 use sparta_e2e::git::GitServer;
-use sparta_e2e::{GoEnv, Sparta, http_client};
+use sparta_e2e::{GoEnv, Sparta};
 
 use crate::direct::{go_sparta, same_as_direct, sparta_for};
 
 async fn mirror_bytes(sparta: &Sparta) -> u64 {
-    let text = http_client()
-        .get(format!("{}/metrics", sparta.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap_or_default();
+    let text = sparta.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix("sparta_vcs_mirror_bytes "))
         .and_then(|v| v.trim().parse::<f64>().ok())

@@ -190,14 +190,7 @@ async fn zips_come_from_the_bucket_through_presigned_urls() {
 }
 
 async fn sparta_metrics(sparta: &Sparta) -> String {
-    client()
-        .get(format!("{}/metrics", sparta.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body")
+    sparta.metrics().await
 }
 
 /// A local directory (or memory) cannot presign: `serve` refuses to start,

@@ -141,14 +141,7 @@ async fn a_5xx_body_is_short_and_names_the_request_id_only() {
 
 /// `sparta_storage_operation_duration_seconds_count` of one op.
 async fn storage_ops(sparta: &Sparta, op: &str) -> f64 {
-    let page = http_client()
-        .get(format!("{}/metrics", sparta.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
+    let page = sparta.metrics().await;
     let series =
         format!(r#"sparta_storage_operation_duration_seconds_count{{op="{op}",outcome="ok"}} "#);
     page.lines()

@@ -585,6 +585,18 @@ impl Sparta {
         self.child.id()
     }
 
+    /// Its `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        http_client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
     /// What Sparta logged so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
