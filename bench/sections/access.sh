@@ -5,6 +5,7 @@
 # the audit log (to a file) on, beside the same store served with both off.
 # Rounds alternate the two servers; the ratio is the median of the rounds'.
 
+need_store
 ACC_DIR=$WORK/access
 mkdir -p "$ACC_DIR"
 grep '\.info$' "$WORK/small.paths" >"$ACC_DIR/info.paths"

@@ -11,6 +11,7 @@
 #   c. Sparta's peak RSS while it builds a 100 MiB module zip from git
 # VCS_COMMITS, VCS_KIB and VCS_ZIP_MIB resize the repositories.
 
+need_fixture
 VCS_DIR=$WORK/vcs
 VCS_HOST=git.sparta.test
 VCS_COMMITS=${VCS_COMMITS:-300}
@@ -59,12 +60,14 @@ vcs_sparta() {
 }
 
 # vcs_download PROXY TARGET OUT: `go mod download -json` into an empty module
-# cache; prints the seconds it took; the JSON is left in OUT.
+# cache; prints the seconds it took; the JSON is left in OUT. GONOSUMDB, not
+# GOPRIVATE: GOPRIVATE also sets GONOPROXY, and the go command would go to
+# git itself instead of through Sparta.
 vcs_download() {
   local proxy=$1 target=$2 out=$3 cache t0 t1
   cache=$(mktemp -d "$VCS_DIR/modcache.XXXXXX")
   t0=$(now_ms)
-  (cd "$VCS_DIR" && GOPROXY=$proxy GOPRIVATE=$VCS_HOST GONOSUMDB=$VCS_HOST GOMODCACHE=$cache \
+  (cd "$VCS_DIR" && GOPROXY=$proxy GONOSUMDB=$VCS_HOST GOMODCACHE=$cache \
     GIT_CONFIG_GLOBAL=$VCS_DIR/gitconfig GIT_TERMINAL_PROMPT=0 go mod download -json "$target" >"$out" 2>&1) ||
     { rm -rf "$cache"; echo fail; return 0; }
   t1=$(now_ms)

@@ -3,6 +3,7 @@
 # empty store, against `go mod download` of the same list from the same upstream
 # (the fixture, with its latency) into an empty module cache. Sourced by
 # bench/run.sh (see the comment above its section loop).
+need_graph
 WARM_LIST=$WORK/warm-list.txt
 sed -nE 's/^\t([^ ]+) ([^ ]+)$/\1@\2/p' "$GRAPH/go.mod" >"$WARM_LIST"
 WARM_N=$(wc -l <"$WARM_LIST")
