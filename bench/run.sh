@@ -403,6 +403,7 @@ CPU_MODEL=$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)
 CORES=$(nproc)
 MEM_GIB=$(awk '/^MemTotal:/ {printf "%.0f", $2/1048576}' /proc/meminfo)
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+RUN_START=$(date -u +%H:%M)
 GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || GIT_REV="$GIT_REV+dirty"
 NGINX_V=$(nginx -v 2>&1 | sed 's/.*nginx\///')
@@ -861,11 +862,13 @@ CHECK_TABLE=$(
   echo "|---|---|---|"
   printf '%s\n' "${CHECKS[@]}"
 )
+LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
+RUN_END=$(date -u +%H:%M)
 REPORT=$(
   cat <<EOF
 # Sparta benchmarks, $DATE
 
-Machine: $CORES cores, $CPU_MODEL, $MEM_GIB GiB memory, Linux $KERNEL; load average at start $LOADAVG (shared machine: read the ratios, not the absolute numbers).
+Machine: $CORES cores, $CPU_MODEL, $MEM_GIB GiB memory, Linux $KERNEL; load average at start $LOADAVG, at the end $LOADAVG_END (run $RUN_START to $RUN_END UTC; shared machine: read the ratios, not the absolute numbers).
 Versions: sparta $GIT_REV (rustc $RUSTC_V, release build), nginx $NGINX_V, $GO_V, wrk $WRK_V.
 Settings: Sparta defaults (local store, metrics and request logs on, logs to a file, checksum database on; \`--nosumdb $NOSUMDB\` in front of the fixture); nginx $CORES workers, access log off, open_file_cache; wrk 2 threads.
 Runs: small files ${SMALL_SECS}s x $SMALL_ROUNDS rounds, zips ${ZIP_SECS}s x $ROUNDS rounds (servers alternate; figures are medians of rounds,

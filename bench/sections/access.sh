@@ -80,3 +80,4 @@ if acc_sparta off && ACC_OFF_URL=$SP ACC_OFF_PID=$SPARTA_PID &&
 else
   check_fail "access: sparta starts with auth and audit on" "see $WORK/sparta-$SPARTA_N.log"
 fi
+chart_point "auth+audit warm info vs off" "${ACC_RATIO:-}" 0.95 ge

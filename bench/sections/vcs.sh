@@ -154,6 +154,8 @@ else
   VCS_RS=$(ratio "$VCS_S" "$VCS_F1")
   extra_row "vcs" "cold private module from git, $VCS_SIZE MiB / $VCS_COMMITS commits (s)" "$VCS_C" "GOPROXY=direct $VCS_D" "$VCS_RC" "<= 1.0" "$(met_ratio "$VCS_RC" '<=' 1.0)"
   extra_row "vcs" "second version of a mirrored repository: .info+.mod+.zip (s)" "$VCS_S" "first version, cold $VCS_F1" "$VCS_RS" "<= 0.3x first" "$(met_ratio "$VCS_RS" '<=' 0.3)"
+  chart_point "vcs cold private module vs direct" "$VCS_RC" 1.0 le
+  chart_point "vcs second version vs first" "$VCS_RS" 0.3 le
 
   # c. Peak RSS: a fresh Sparta builds one VCS_ZIP_MIB module zip.
   if vcs_sparta vcs-zip; then

@@ -54,3 +54,4 @@ fi
 extra_row "W1" "warm throughput, $WARM_N versions (modules/s, MB/s of zips)" \
   "$W_MPS/s, $W_MBS MB/s" "go mod download: $W_GO_MPS/s, $W_GO_MBS MB/s" "$W_RATIO" ">= 0.5" \
   "$(met_ratio "$W_RATIO" ">=" 0.5)"
+chart_point "sparta warm vs go mod download" "$W_RATIO" 0.5 ge
