@@ -48,9 +48,9 @@ tools: go-toolchain
 	@bash scripts/install-sshd.sh
 	@bash scripts/install-chromium.sh
 
-test: tools lint
-	$(CARGO) build -p sparta
-	@bash scripts/run-tests.sh
+# The tools install while the code compiles (scripts/test.sh), then every test runs.
+test: go-toolchain
+	@bash scripts/test.sh
 
 # Pieces of `make test`, for working on one part.
 test-e2e: go-toolchain build

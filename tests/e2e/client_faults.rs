@@ -408,3 +408,91 @@ async fn a_client_that_disconnects_mid_zip_leaves_nothing_behind() {
         assert_eq!(body[..], fx.truth(p).await[..], "{p}");
     }
 }
+
+/// A GET of `path` on a connection with a small receive buffer, so that a
+/// client that stops reading blocks the server's writes soon.
+async fn small_buffer_get(addr: SocketAddr, path: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+    let mut s = socket.connect(addr).await.expect("connect");
+    // Closed after the answer, so reading to the end ends.
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    s
+}
+
+/// Reads `n` bytes (fewer if the server closes first); returns how many.
+async fn read_n(s: &mut TcpStream, n: usize) -> usize {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < n {
+        let want = buf.len().min(n - got);
+        match tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf[..want])).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(k)) => got += k,
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_the_client_stopped_reading_is_cut_after_the_send_timeout() {
+    let fx = fixture();
+    let sparta = Sparta::for_fixture(&["--send-timeout", "2s"]).await;
+    let zip = version_path("fixture.test/large", "v1.0.0", "zip");
+    let whole = fx.truth(&zip).await.len();
+    let r = http_client()
+        .get(format!("{}{zip}", sparta.url))
+        .send()
+        .await
+        .expect("store it first");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.expect("body").len(), whole);
+    let cut = r#"sparta_connections_closed_total{listener="main",reason="send_timeout"}"#;
+
+    // A client that reads in bursts with pauses shorter than the timeout
+    // (3.6 s of pauses in all) is served to the end.
+    let mut s = small_buffer_get(sparta.addr, &zip).await;
+    let mut got = 0;
+    for _ in 0..3 {
+        got += read_n(&mut s, 8 << 20).await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    got += read_n(&mut s, usize::MAX).await;
+    assert!(
+        got > whole,
+        "the whole answer arrived: {got} of {whole}+ bytes"
+    );
+    drop(s);
+    assert_eq!(metric(&metrics_page(&sparta.url).await, cut), 0.0);
+
+    // A client that stops reading: its answer is cut, its connection closed.
+    let started = Instant::now();
+    let mut s = small_buffer_get(sparta.addr, &zip).await;
+    let first = read_n(&mut s, 64 * 1024).await;
+    assert_eq!(first, 64 * 1024);
+    let (page, done) = wait_metrics(&sparta.url, Duration::from_secs(30), |p| {
+        metric(p, cut) >= 1.0
+    })
+    .await;
+    assert!(done, "not cut:\n{page}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "cut before the timeout"
+    );
+    // What was already in the socket buffers arrives, then the end.
+    let rest = read_n(&mut s, usize::MAX).await;
+    assert!(
+        first + rest < whole,
+        "the answer was cut: {} of {whole}",
+        first + rest
+    );
+    // Others are served as before.
+    let r = http_client()
+        .get(format!("{}/healthz", sparta.url))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(r.status(), 200);
+}

@@ -26,6 +26,7 @@ mod limits;
 mod live;
 mod mount;
 mod offline;
+mod presigned;
 mod request_ids;
 mod soak;
 mod storage_init;

@@ -234,3 +234,48 @@ async fn zip_head_and_304_come_from_a_head_call() {
     );
     assert_eq!(sparta.corrupt_objects(fx).await, Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_lines_carry_the_request_id_as_a_field() {
+    let sparta = Sparta::for_fixture(&["--log-format", "json"]).await;
+    let info = version_path("fixture.test/graph/c", "v1.0.0", "info");
+    let r = http_client()
+        .get(format!("{}{info}", sparta.url))
+        .header("x-request-id", "json-e2e-1")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    let line = log_line(&sparta, &["json-e2e-1", "status"]).await;
+    let line = line.unwrap_or_else(|| panic!("no log line with the id:\n{}", sparta.log()));
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+    assert_eq!(v["request_id"], "json-e2e-1", "{line}");
+    assert_eq!(v["status"], 200, "{line}");
+    // A line logged by the shared fetch, spawned for the request, carries
+    // the id of the request that started it.
+    let module = scratch_module();
+    let r = http_client()
+        .get(format!(
+            "{}{}",
+            sparta.url,
+            version_path(&module, "v1.0.0", "info")
+        ))
+        .header("x-request-id", "json-e2e-2")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    let line = log_line(&sparta, &["json-e2e-2", "stored from upstream"]).await;
+    let line = line.unwrap_or_else(|| panic!("no fetch line with the id:\n{}", sparta.log()));
+    let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(v["request_id"], "json-e2e-2", "{line}");
+    // Lines outside any request (start-up) have no id field.
+    let startup = sparta
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .next()
+        .expect("a JSON start-up line");
+    assert!(startup.get("request_id").is_none(), "{startup}");
+}

@@ -49,11 +49,7 @@ pub fn go_exe() -> PathBuf {
 }
 
 /// Waits for a child with a deadline; kills it when the deadline passes.
-pub(crate) fn wait_bounded(
-    child: &mut Child,
-    limit: Duration,
-    what: &str,
-) -> std::process::ExitStatus {
+pub fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {

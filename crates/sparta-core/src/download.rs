@@ -8,14 +8,18 @@
 //!   background for next time;
 //! - `redirect:URL`: every request is a 302 to the same path under URL
 //!   (another proxy for these modules);
+//! - `presigned`: `.zip` requests are a 302 to a short-lived presigned URL
+//!   of the stored zip (fetched and stored first, as in `sync`), so the
+//!   bytes go from the bucket to the client; every other file is served as
+//!   in `sync`;
 //! - `none` (404) or `none:403`: what is stored is served, nothing is ever
 //!   fetched.
 //!
 //! [`DownloadModes::decide`] turns a module and what is stored into one
 //! [`Action`]; the server applies it before any fetch.
 
-use crate::CoreError;
 use crate::glob::GlobList;
+use crate::{CoreError, ProxyRequest};
 
 /// What a rule does with a module's requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,16 +28,19 @@ pub enum DownloadMode {
     Async,
     /// Base URL without a trailing slash.
     Redirect(String),
+    /// Zips: a 302 to a presigned URL of the stored object.
+    Presigned,
     /// Never fetch; misses answer with this status (404 or 403).
     None(u16),
 }
 
 impl DownloadMode {
-    /// Parses `sync`, `async`, `redirect:URL`, `none` or `none:403`.
+    /// Parses `sync`, `async`, `redirect:URL`, `presigned`, `none` or `none:403`.
     pub fn parse(s: &str) -> Result<DownloadMode, String> {
         match s.trim() {
             "sync" => Ok(DownloadMode::Sync),
             "async" => Ok(DownloadMode::Async),
+            "presigned" => Ok(DownloadMode::Presigned),
             "none" | "none:404" => Ok(DownloadMode::None(404)),
             "none:403" => Ok(DownloadMode::None(403)),
             other => match other.strip_prefix("redirect:") {
@@ -48,7 +55,7 @@ impl DownloadMode {
                     "redirect URL {url:?} must start with http:// or https://"
                 )),
                 None => Err(format!(
-                    "unknown download mode {other:?}: want sync, async, redirect:URL, none or none:403"
+                    "unknown download mode {other:?}: want sync, async, redirect:URL, presigned, none or none:403"
                 )),
             },
         }
@@ -60,6 +67,7 @@ impl DownloadMode {
             DownloadMode::Sync => "sync",
             DownloadMode::Async => "async",
             DownloadMode::Redirect(_) => "redirect",
+            DownloadMode::Presigned => "presigned",
             DownloadMode::None(_) => "none",
         }
     }
@@ -90,6 +98,9 @@ pub enum Action {
     StoredOnly { status: u16, fetch_later: bool },
     /// 302 to this URL.
     Redirect(String),
+    /// Make sure the zip is stored (fetching it as `Serve` would), then
+    /// 302 to a presigned URL of the stored object.
+    PresignedZip,
 }
 
 impl DownloadModes {
@@ -139,10 +150,15 @@ impl DownloadModes {
             .map_or(&SYNC, |r| &r.mode)
     }
 
-    /// What to do with the request for `path` (the escaped proxy path after
-    /// the mount prefix, without its leading `/`) of `module`.
-    pub fn decide(&self, module: &str, path: &str) -> Action {
-        match self.mode(module) {
+    /// Whether any rule presigns (the store must be able to sign URLs).
+    pub fn presigns(&self) -> bool {
+        self.rules.iter().any(|r| r.mode == DownloadMode::Presigned)
+    }
+
+    /// What to do with `request`, whose escaped proxy path (after the mount
+    /// prefix, without its leading `/`) is `path`.
+    pub fn decide(&self, request: &ProxyRequest, path: &str) -> Action {
+        match self.mode(request.module().as_str()) {
             DownloadMode::Sync => Action::Serve,
             DownloadMode::Async => Action::StoredOnly {
                 status: 404,
@@ -153,6 +169,12 @@ impl DownloadModes {
                 fetch_later: false,
             },
             DownloadMode::Redirect(base) => Action::Redirect(format!("{base}/{path}")),
+            // Only zips are worth a round trip to the bucket: the small
+            // files are served from memory.
+            DownloadMode::Presigned => match request {
+                ProxyRequest::Zip(..) => Action::PresignedZip,
+                _ => Action::Serve,
+            },
         }
     }
 }
@@ -163,6 +185,11 @@ mod tests {
 
     fn modes(specs: &[&str]) -> DownloadModes {
         DownloadModes::parse(specs).unwrap()
+    }
+
+    /// The decision for a request path, parsed as the router parses it.
+    fn decide(m: &DownloadModes, path: &str) -> Action {
+        m.decide(&ProxyRequest::parse(path).unwrap(), path)
     }
 
     #[test]
@@ -178,25 +205,70 @@ mod tests {
         assert_eq!(m.mode("github.com/small/x"), &DownloadMode::Sync);
         assert_eq!(m.mode("golang.org/x/text"), &DownloadMode::None(404));
         assert_eq!(
-            m.decide("corp.example.com/a", "corp.example.com/a/@v/list"),
+            decide(&m, "corp.example.com/a/@v/list"),
             Action::Redirect("https://proxy.corp.example.com/go/corp.example.com/a/@v/list".into())
         );
         assert_eq!(
-            m.decide("github.com/big/x", "github.com/big/x/@v/v1.0.0.zip"),
+            decide(&m, "github.com/big/x/@v/v1.0.0.zip"),
             Action::StoredOnly {
                 status: 404,
                 fetch_later: true
             }
         );
         assert_eq!(
-            m.decide("github.com/big/huge", "x"),
+            decide(&m, "github.com/big/huge/@v/list"),
             Action::StoredOnly {
                 status: 403,
                 fetch_later: false
             }
         );
-        assert_eq!(m.decide("example.com/x", "x"), Action::Serve);
-        assert_eq!(DownloadModes::default().decide("a.b/c", "x"), Action::Serve);
+        assert_eq!(decide(&m, "example.com/x/@latest"), Action::Serve);
+        assert_eq!(
+            decide(&DownloadModes::default(), "a.b/c/@v/list"),
+            Action::Serve
+        );
+        assert!(!m.presigns());
+    }
+
+    #[test]
+    fn presigned_redirects_zips_only() {
+        let m = modes(&[
+            // Globs match the module path, not its escaped form.
+            "github.com/Big/*= presigned ",
+            "github.com/*=none",
+        ]);
+        assert!(m.presigns());
+        assert_eq!(m.mode("github.com/Big/x"), &DownloadMode::Presigned);
+        assert_eq!(m.mode("github.com/Big/x").label(), "presigned");
+        assert_eq!(
+            decide(&m, "github.com/!big/x/@v/v1.2.3.zip"),
+            Action::PresignedZip
+        );
+        for path in [
+            "github.com/!big/x/@v/v1.2.3.info",
+            "github.com/!big/x/@v/v1.2.3.mod",
+            "github.com/!big/x/@v/master.info",
+            "github.com/!big/x/@v/list",
+            "github.com/!big/x/@latest",
+        ] {
+            assert_eq!(decide(&m, path), Action::Serve, "{path}");
+        }
+        // Later rules still apply to modules the presigned rule misses.
+        assert_eq!(
+            decide(&m, "github.com/small/x/@v/v1.0.0.zip"),
+            Action::StoredOnly {
+                status: 404,
+                fetch_later: false
+            }
+        );
+        for bad in [
+            "a.example=presigned:5m",
+            "a.example=presign",
+            "a.example=Presigned",
+            "=presigned",
+        ] {
+            assert!(DownloadModes::parse(&[bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub network_fallback_answers: IntCounterVec,
     /// Requests by the download mode their module's pattern picked.
     pub download_mode_requests: IntCounterVec,
+    /// 302s sent by a download mode: `redirect` (another proxy) or `presigned` (the bucket).
+    pub download_redirects: IntCounterVec,
     /// `async` download mode's background fetches: started or dropped (too many).
     pub background_fetches: IntCounterVec,
     /// Client connections per listener (see [`crate::serve`]).
@@ -287,6 +289,12 @@ impl Metrics {
                 "Proxy requests by the download mode of their module (sync, async, redirect, none).",
                 &["mode"],
             ),
+            download_redirects: counter(
+                &r,
+                "sparta_download_redirects_total",
+                "302 answers of the download modes: redirect (to another proxy) or presigned (to the bucket).",
+                &["mode"],
+            ),
             background_fetches: counter(
                 &r,
                 "sparta_background_fetches_total",
@@ -334,6 +342,9 @@ impl Metrics {
         }
         for op in ["get", "head", "put", "list", "delete"] {
             self.storage_errors.with_label_values(&[op]);
+        }
+        for mode in ["redirect", "presigned"] {
+            self.download_redirects.with_label_values(&[mode]);
         }
     }
 

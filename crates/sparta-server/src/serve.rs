@@ -12,6 +12,10 @@
 //!   closed after it.
 //! - A request-head size limit: over it hyper answers 431 (HTTP/1) or
 //!   refuses the header list (HTTP/2).
+//! - A send timeout: an answer whose writes to the client are blocked (the
+//!   client stopped reading) this long is cut and the connection closed,
+//!   as nginx's `send_timeout`; a slow reader holds a storage stream and a
+//!   connection permit, so it must not hold them forever.
 //!
 //! Both timeouts are watched per connection (a watchdog that sleeps until the
 //! next deadline) rather than by hyper's own timer, whose header timeout also
@@ -22,6 +26,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -54,6 +59,8 @@ pub struct ServeLimits {
     pub max_connections: usize,
     /// Largest request head (request line and headers) in bytes.
     pub max_header_bytes: usize,
+    /// Longest a write to the client may stay blocked while answering.
+    pub send_timeout: Duration,
 }
 
 impl Default for ServeLimits {
@@ -63,9 +70,14 @@ impl Default for ServeLimits {
             idle_timeout: Duration::from_secs(60),
             max_connections: 4096,
             max_header_bytes: 32 * 1024,
+            send_timeout: Duration::from_secs(60),
         }
     }
 }
+
+/// How often the watchdog of a connection with an answer in flight looks
+/// for a blocked write (it gets no notification when a write blocks).
+const SEND_CHECK: Duration = Duration::from_secs(1);
 
 /// hyper refuses a read buffer smaller than this.
 pub const MIN_HEADER_BYTES: usize = 8192;
@@ -97,7 +109,7 @@ impl ConnMetrics {
         let closed = IntCounterVec::new(
             Opts::new(
                 "sparta_connections_closed_total",
-                "Client connections closed, by reason: done, error, header_timeout, idle_timeout, tls_handshake, shutdown.",
+                "Client connections closed, by reason: done, error, header_timeout, idle_timeout, send_timeout, tls_handshake, shutdown.",
             ),
             &["listener", "reason"],
         )
@@ -129,15 +141,17 @@ enum Closed {
     Error,
     HeaderTimeout,
     IdleTimeout,
+    SendTimeout,
     TlsHandshake,
     Shutdown,
 }
 
-const ALL_CLOSED: [Closed; 6] = [
+const ALL_CLOSED: [Closed; 7] = [
     Closed::Done,
     Closed::Error,
     Closed::HeaderTimeout,
     Closed::IdleTimeout,
+    Closed::SendTimeout,
     Closed::TlsHandshake,
     Closed::Shutdown,
 ];
@@ -149,6 +163,7 @@ impl Closed {
             Closed::Error => "error",
             Closed::HeaderTimeout => "header_timeout",
             Closed::IdleTimeout => "idle_timeout",
+            Closed::SendTimeout => "send_timeout",
             Closed::TlsHandshake => "tls_handshake",
             Closed::Shutdown => "shutdown",
         }
@@ -332,8 +347,8 @@ impl Connection {
                         }
                     };
                 }
-                // Fires only with nothing in flight: dropping the
-                // connection cuts no answer short.
+                // Fires with nothing in flight (dropping the connection
+                // cuts no answer short), or when the client stopped reading.
                 reason = state.watch(&self.limits) => {
                     debug!(peer = %self.peer, reason = reason.label(), "closing connection");
                     return reason;
@@ -354,6 +369,11 @@ impl Connection {
 struct ConnState {
     phase: Mutex<Phase>,
     changed: Notify,
+    /// Set while a write to the client is blocked: when it blocked, in ms
+    /// since `opened` plus one (0: not blocked). An atomic, not the mutex:
+    /// a fast download blocks and unblocks thousands of times a second.
+    blocked: AtomicU64,
+    opened: Instant,
 }
 
 struct Phase {
@@ -368,14 +388,42 @@ struct Phase {
 
 impl ConnState {
     fn new() -> Self {
+        let now = Instant::now();
         ConnState {
             phase: Mutex::new(Phase {
                 in_flight: 0,
                 served: 0,
-                idle_since: Instant::now(),
+                idle_since: now,
                 head_started: None,
             }),
             changed: Notify::new(),
+            blocked: AtomicU64::new(0),
+            opened: now,
+        }
+    }
+
+    /// Notes whether a write got through; called on every poll of one.
+    fn on_write<T>(&self, polled: &Poll<T>) {
+        match polled {
+            Poll::Pending => {
+                if self.blocked.load(Ordering::Relaxed) == 0 {
+                    let ms = self.opened.elapsed().as_millis() as u64 + 1;
+                    self.blocked.store(ms, Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(_) => {
+                if self.blocked.load(Ordering::Relaxed) != 0 {
+                    self.blocked.store(0, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Since when writes to the client are blocked, if they are.
+    fn blocked_since(&self) -> Option<Instant> {
+        match self.blocked.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.opened + Duration::from_millis(ms - 1)),
         }
     }
 
@@ -392,12 +440,18 @@ impl ConnState {
         }
     }
 
-    /// The next deadline and what passing it means; none while a request is
-    /// in flight (a slow upstream fetch is not the client's fault).
+    /// The next deadline and what passing it means. While a request is in
+    /// flight only a blocked write has one (a slow upstream fetch is not
+    /// the client's fault); the watchdog then checks it every `SEND_CHECK`.
     fn deadline(&self, limits: &ServeLimits) -> Option<(Instant, Closed)> {
         let p = self.phase();
         if p.in_flight > 0 {
-            return None;
+            if limits.send_timeout.is_zero() {
+                return None;
+            }
+            return self
+                .blocked_since()
+                .map(|t| (t + limits.send_timeout, Closed::SendTimeout));
         }
         Some(match p.head_started {
             Some(t) => (t + limits.header_read_timeout, Closed::HeaderTimeout),
@@ -414,12 +468,28 @@ impl ConnState {
     async fn watch(&self, limits: &ServeLimits) -> Closed {
         loop {
             let changed = self.changed.notified();
+            // Zero turns the send timeout off.
+            let in_flight = self.phase().in_flight > 0 && !limits.send_timeout.is_zero();
+            let now = Instant::now();
             match self.deadline(limits) {
-                None => changed.await,
-                Some((at, reason)) => {
-                    if Instant::now() >= at {
-                        return reason;
+                Some((at, reason)) if now >= at => return reason,
+                // Writes block and unblock without a notification: look
+                // again soon, or at the deadline if that comes first.
+                Some((at, _)) if in_flight => {
+                    let next = at.min(now + SEND_CHECK);
+                    tokio::select! {
+                        () = tokio::time::sleep_until(next) => {}
+                        () = changed => {}
                     }
+                }
+                None if in_flight => {
+                    tokio::select! {
+                        () = tokio::time::sleep(SEND_CHECK) => {}
+                        () = changed => {}
+                    }
+                }
+                None => changed.await,
+                Some((at, _)) => {
                     tokio::select! {
                         () = tokio::time::sleep_until(at) => {}
                         () = changed => {}
@@ -514,11 +584,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.state.on_write(&polled);
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let polled = Pin::new(&mut self.io).poll_flush(cx);
+        self.state.on_write(&polled);
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -530,7 +604,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.state.on_write(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -568,6 +644,65 @@ mod tests {
         drop(guard);
         let (_, reason) = state.deadline(&limits()).expect("a deadline");
         assert_eq!(reason, Closed::IdleTimeout, "kept alive after an answer");
+    }
+
+    #[test]
+    fn a_blocked_write_while_answering_has_the_send_timeout() {
+        let state = Arc::new(ConnState::new());
+        let guard = RequestGuard::enter(state.clone());
+        state.on_write(&Poll::<()>::Pending);
+        let since = state.blocked_since().expect("blocked");
+        let (at, reason) = state.deadline(&limits()).expect("a deadline");
+        assert_eq!(reason, Closed::SendTimeout);
+        assert_eq!(at, since + limits().send_timeout);
+        // Still blocked: the deadline does not move.
+        state.on_write(&Poll::<()>::Pending);
+        assert_eq!(state.deadline(&limits()).expect("a deadline").0, at);
+        // A write got through: no deadline while answering.
+        state.on_write(&Poll::Ready(()));
+        assert_eq!(state.deadline(&limits()), None);
+        drop(guard);
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_cuts_an_answer_the_client_stopped_reading() {
+        let state = Arc::new(ConnState::new());
+        let _guard = RequestGuard::enter(state.clone());
+        let limits = ServeLimits {
+            send_timeout: Duration::from_millis(300),
+            ..limits()
+        };
+        let started = Instant::now();
+        state.on_write(&Poll::<()>::Pending);
+        let closed = tokio::time::timeout(Duration::from_secs(10), state.watch(&limits)).await;
+        assert_eq!(closed, Ok(Closed::SendTimeout));
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_keeps_being_read_is_not_cut() {
+        let state = Arc::new(ConnState::new());
+        let _guard = RequestGuard::enter(state.clone());
+        let limits = ServeLimits {
+            send_timeout: Duration::from_millis(300),
+            ..limits()
+        };
+        let writer = {
+            let state = state.clone();
+            async move {
+                // Blocked for 100 ms at a time, then a write gets through.
+                for _ in 0..10 {
+                    state.on_write(&Poll::<()>::Pending);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    state.on_write(&Poll::Ready(()));
+                }
+            }
+        };
+        tokio::select! {
+            closed = state.watch(&limits) => panic!("cut while being read: {closed:?}"),
+            () = writer => {}
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod freshness;
 mod immutable;
 mod metered;
 mod mutable;
+mod presigned;
 mod range;
 mod stored;
 
@@ -75,6 +76,8 @@ pub struct ServiceConfig {
     pub network: sparta_core::network::NetworkMode,
     /// Per-pattern download modes (`--download-mode`).
     pub download_modes: sparta_core::download::DownloadModes,
+    /// How long presigned zip URLs last (`presigned` download mode).
+    pub presign_ttl: Duration,
     /// The local disk tier for zips, if configured.
     pub disk_tier: Option<Arc<disk_tier::DiskTier>>,
     /// Bounds on concurrent fetches and spool bytes.

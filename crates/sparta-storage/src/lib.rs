@@ -7,14 +7,18 @@
 
 mod aws_env;
 mod cloud;
+mod file_stream;
 pub mod init;
 mod lease;
 mod lease_guard;
+mod presign;
 mod s3;
 mod sweep;
 
+pub use file_stream::file_stream;
 pub use lease::SKEW_MARGIN;
 pub use lease_guard::{LeaseGuard, OnRenewFailure};
+pub use presign::{MAX_PRESIGN_TTL, Url};
 pub use sweep::{SPOOL_MAX_AGE, SPOOL_PREFIX, STAGING_MAX_AGE, SWEEP_LIMIT, Swept, sweep_spool};
 
 use std::ops::Range;
@@ -29,7 +33,6 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjPath;
-use object_store::prefix::PrefixStore;
 use object_store::{
     CopyMode, CopyOptions, GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt,
     PutMode, PutOptions, PutPayload, WriteMultipart,
@@ -161,6 +164,8 @@ const STAGING_PREFIX: &str = "_sparta/staging";
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
+    /// The same store as a URL signer, for backends that can presign.
+    signer: Option<Arc<dyn object_store::signer::Signer>>,
     description: Arc<str>,
     shared: bool,
 }
@@ -199,14 +204,7 @@ impl Store {
             if let Some(ep) = &s3.endpoint {
                 description.push_str(&format!(" (endpoint {ep})"));
             }
-            let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                Arc::new(store)
-            } else {
-                Arc::new(PrefixStore::new(store, prefix))
-            };
-            let mut store = Store::from_object_store(inner, description);
-            store.shared = true;
-            return Ok(store);
+            return Ok(Store::bucket(store, prefix, description));
         }
         if let Some((scheme, rest)) = url.split_once("://")
             && matches!(scheme, "gs" | "az")
@@ -216,25 +214,20 @@ impl Store {
                 return Err(StorageError::Config(format!("no bucket in {url}")));
             }
             let prefix = prefix.trim_matches('/');
-            let (store, emulator): (Arc<dyn ObjectStore>, _) = if scheme == "gs" {
+            let described = |emulator: Option<String>| {
+                let mut description = format!("{scheme}://{bucket}/{prefix}");
+                if let Some(ep) = emulator {
+                    description.push_str(&format!(" (emulator {ep})"));
+                }
+                description
+            };
+            return Ok(if scheme == "gs" {
                 let (s, e) = cloud::build_gcs(bucket)?;
-                (Arc::new(s), e)
+                Store::bucket(s, prefix, described(e))
             } else {
                 let (s, e) = cloud::build_azure(bucket)?;
-                (Arc::new(s), e)
-            };
-            let mut description = format!("{scheme}://{bucket}/{prefix}");
-            if let Some(ep) = emulator {
-                description.push_str(&format!(" (emulator {ep})"));
-            }
-            let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                store
-            } else {
-                Arc::new(PrefixStore::new(store, prefix))
-            };
-            let mut store = Store::from_object_store(inner, description);
-            store.shared = true;
-            return Ok(store);
+                Store::bucket(s, prefix, described(e))
+            });
         }
         let dir = if url.starts_with("file://") {
             let parsed = url::Url::parse(url)
@@ -266,6 +259,7 @@ impl Store {
     pub fn from_object_store(inner: Arc<dyn ObjectStore>, description: impl Into<String>) -> Store {
         Store {
             inner,
+            signer: None,
             description: description.into().into(),
             shared: false,
         }
@@ -572,59 +566,6 @@ impl Store {
     pub async fn release_lease(&self, lease: &Lease) -> Result<(), StorageError> {
         lease::release(self.inner.as_ref(), lease).await
     }
-}
-
-/// Bytes read from a local file per chunk when streaming it.
-const FILE_CHUNK: usize = 256 * 1024;
-
-/// Streams `range` of a local file in large chunks.
-///
-/// Each chunk is allocated here, on the async side, and filled by one
-/// blocking read straight into its spare capacity: no intermediate buffer
-/// and no copy, and every chunk comes from the same few allocator arenas
-/// rather than one per blocking thread, so less memory is kept after a
-/// burst of downloads.
-pub fn file_stream(
-    file: std::fs::File,
-    range: Range<u64>,
-) -> BoxStream<'static, Result<Bytes, StorageError>> {
-    let start = range.start;
-    let left = range.end - range.start;
-    futures::stream::try_unfold((file, Some(start), left), |(file, seek, left)| async move {
-        if left == 0 {
-            return Ok(None);
-        }
-        let want = left.min(FILE_CHUNK as u64);
-        let buf = Vec::with_capacity(want as usize);
-        let (file, chunk) = tokio::task::spawn_blocking(move || read_chunk(file, seek, want, buf))
-            .await
-            .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
-        if chunk.is_empty() {
-            return Err(StorageError::Io(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "file ended before the object's size",
-            )));
-        }
-        let left = left - chunk.len() as u64;
-        Ok(Some((Bytes::from(chunk), (file, None, left))))
-    })
-    .boxed()
-}
-
-/// Reads up to `want` bytes into `buf`'s spare capacity, first moving to
-/// `seek` if given.
-fn read_chunk(
-    mut file: std::fs::File,
-    seek: Option<u64>,
-    want: u64,
-    mut buf: Vec<u8>,
-) -> std::io::Result<(std::fs::File, Vec<u8>)> {
-    use std::io::{Read, Seek, SeekFrom};
-    if let Some(offset) = seek {
-        file.seek(SeekFrom::Start(offset))?;
-    }
-    (&mut file).take(want).read_to_end(&mut buf)?;
-    Ok((file, buf))
 }
 
 /// The object_store path of a storage key. Characters object_store does not

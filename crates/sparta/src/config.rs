@@ -114,6 +114,12 @@ pub struct Settings {
     #[serde(with = "values::duration")]
     pub idle_timeout: Duration,
 
+    /// An answer whose writes stay blocked this long (the client stopped reading) is cut and its
+    /// connection closed; 0 turns it off.
+    #[arg(long, default_value = "60s", value_parser = values::parse_duration)]
+    #[serde(with = "values::duration")]
+    pub send_timeout: Duration,
+
     /// Open client connections per listener; more wait in the kernel's accept queue.
     #[arg(long, default_value = "4096")]
     pub max_connections: usize,
@@ -186,10 +192,16 @@ pub struct Settings {
     pub route: Vec<String>,
     /// Download mode per module pattern, `glob[,glob]=mode` (globs as in --route; first match wins;
     /// unmatched modules are sync): sync, async (404 at once, fetch in the background),
-    /// redirect:URL (302 to URL/<path>), none or none:403 (serve only what is stored); repeatable.
+    /// redirect:URL (302 to URL/<path>), presigned (zips: 302 to a presigned URL of the stored
+    /// object; s3://, gs:// or az:// storage), none or none:403 (serve only what is stored); repeatable.
     #[arg(long)]
     #[serde(default, deserialize_with = "values::one_or_many")]
     pub download_mode: Vec<String>,
+    /// How long the presigned URLs of the `presigned` download mode last (at most 7 days); its
+    /// 302s may be cached for half of it.
+    #[arg(long, default_value = "5m", value_parser = values::parse_duration)]
+    #[serde(with = "values::duration")]
+    pub presign_ttl: Duration,
     /// Directory for the bare git mirrors `direct` fetches into; must be writable when `direct` is used.
     #[arg(long, default_value = "./sparta-vcs")]
     pub vcs_cache_dir: PathBuf,
@@ -411,6 +423,7 @@ impl Settings {
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,
             max_header_bytes: usize::try_from(self.max_header_bytes.as_u64()).unwrap_or(usize::MAX),
+            send_timeout: self.send_timeout,
         }
     }
 

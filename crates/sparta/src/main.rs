@@ -4,6 +4,7 @@ mod access;
 mod bundle;
 mod catalog_cmd;
 mod config;
+mod logfmt;
 mod logsink;
 #[allow(dead_code)] // not every user takes every report
 mod progress;
@@ -309,13 +310,15 @@ where
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(writer);
-    // JSON lines keep their shape whether or not spans are being made.
+    // JSON lines keep their shape whether or not spans are being made; the
+    // request id is a top-level field (logfmt).
     let fmt: BoxedFmt = match format {
         LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            .map_event_format(logfmt::WithRequestId)
             .boxed(),
         LogFormat::Text => fmt.boxed(),
     };
@@ -406,6 +409,13 @@ pub(crate) async fn build_service(settings: &Settings) -> Result<Built> {
     let holder = format!("{}-{}", hostname(), std::process::id());
     let download_modes = sparta_core::download::DownloadModes::parse(&settings.download_mode)
         .context("invalid --download-mode")?;
+    if download_modes.presigns() {
+        // Sign once now: a store or credentials that cannot is a start-up error.
+        store
+            .presigned_get("_sparta/probe/presign", settings.presign_ttl)
+            .await
+            .context("--download-mode presigned: the store cannot presign URLs")?;
+    }
     let proxy = Proxy::new(
         store.clone(),
         sources,
@@ -420,6 +430,7 @@ pub(crate) async fn build_service(settings: &Settings) -> Result<Built> {
             holder,
             network: settings.network.mode(),
             download_modes,
+            presign_ttl: settings.presign_ttl,
             disk_tier: settings.disk_tier(&metrics)?,
             limits: settings.limits(),
         },

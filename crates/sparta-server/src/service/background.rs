@@ -23,7 +23,7 @@ impl Proxy {
     /// The download-mode decision for one parsed request.
     pub fn download_action(&self, request: &ProxyRequest, path: &str) -> Action {
         let modes: &DownloadModes = &self.inner.config.download_modes;
-        let action = modes.decide(request.module().as_str(), path);
+        let action = modes.decide(request, path);
         let label = modes.mode(request.module().as_str()).label();
         self.inner
             .metrics
@@ -31,6 +31,15 @@ impl Proxy {
             .with_label_values(&[label])
             .inc();
         action
+    }
+
+    /// Counts a 302 a download mode sent (`redirect` or `presigned`).
+    pub fn count_redirect(&self, mode: &'static str) {
+        self.inner
+            .metrics
+            .download_redirects
+            .with_label_values(&[mode])
+            .inc();
     }
 
     /// Starts fetching `request` in the background unless too many already

@@ -21,8 +21,23 @@ pub(super) fn finish(
     }
     sparta_core::proxylist::parse(s.upstream()).context("invalid upstream")?;
     sparta_core::routes::Routes::parse(&s.route).context("invalid route")?;
-    sparta_core::download::DownloadModes::parse(&s.download_mode)
+    let modes = sparta_core::download::DownloadModes::parse(&s.download_mode)
         .context("invalid download mode")?;
+    if s.presign_ttl.is_zero() || s.presign_ttl > sparta_storage::MAX_PRESIGN_TTL {
+        bail!(
+            "presign_ttl must be longer than zero and at most 7 days (presigned URLs allow no more)"
+        );
+    }
+    if modes.presigns()
+        && !["s3://", "gs://", "az://"]
+            .iter()
+            .any(|scheme| s.storage.trim().starts_with(scheme))
+    {
+        bail!(
+            "download_mode presigned needs storage that can presign URLs (s3://, gs:// or az://), not {:?}",
+            s.storage
+        );
+    }
 
     let prefix = s.path_prefix.trim_end_matches('/').to_owned();
     if !prefix.is_empty() && !prefix.starts_with('/') {

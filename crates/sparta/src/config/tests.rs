@@ -193,6 +193,41 @@ fn bad_values_name_the_setting_and_its_source() {
         (&["--path-prefix", "go"], &[], None, &["path_prefix", "'/'"]),
         (&["--lease-ttl", "0s"], &[], None, &["lease_ttl", "zero"]),
         (&[], &[("SPARTA_UPSTREAM", "ftp://x")], None, &["upstream"]),
+        (
+            &["--presign-ttl", "0s"],
+            &[],
+            None,
+            &["presign_ttl", "longer than zero"],
+        ),
+        (
+            &[],
+            &[("SPARTA_PRESIGN_TTL", "8days")],
+            None,
+            &["presign_ttl", "7 days"],
+        ),
+        (
+            &[],
+            &[],
+            Some("presign_ttl = \"soon\"\n"),
+            &["presign_ttl", "not a duration"],
+        ),
+        (
+            &[
+                "--download-mode",
+                "a.example/*=presigned",
+                "--storage",
+                "memory://",
+            ],
+            &[],
+            None,
+            &["presigned", "s3://", "memory://"],
+        ),
+        (
+            &["--download-mode", "a.example/*=presigned:1m"],
+            &[],
+            None,
+            &["download mode", "presigned"],
+        ),
     ];
     for (args, env, file, wants) in cases {
         let mut env = env.to_vec();
@@ -208,6 +243,27 @@ fn bad_values_name_the_setting_and_its_source() {
     // Flags are typed by clap: a bad one is refused before loading.
     assert!(load(&["--cache-size", "lots"], &[UP], None).is_err());
     assert!(load(&["--leases", "sometimes"], &[UP], None).is_err());
+}
+
+#[test]
+fn presigned_mode_and_its_ttl() {
+    let l = load(&[], &[UP], None).unwrap();
+    assert_eq!(l.settings.presign_ttl, Duration::from_secs(300));
+    let l = load(
+        &[
+            "--download-mode",
+            "a.example/*=presigned",
+            "--storage",
+            "s3://b/p",
+        ],
+        &[UP, ("SPARTA_PRESIGN_TTL", "90s")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(l.settings.presign_ttl, Duration::from_secs(90));
+    assert_eq!(l.settings.download_mode, ["a.example/*=presigned"]);
+    let l = load(&[], &[UP], Some("presign_ttl = \"7days\"\n")).unwrap();
+    assert_eq!(l.settings.presign_ttl, sparta_storage::MAX_PRESIGN_TTL);
 }
 
 #[test]
