@@ -278,6 +278,35 @@ go_download() {
   calc "($t1 - $t0) / 1e9" 3
 }
 
+# The go command's parallelism for graph loading and downloads: GOMAXPROCS,
+# which is the CPU count here. The replay keeps as many requests in flight.
+GO_PAR=$(nproc)
+log_lines() { wc -l <"$1" 2>/dev/null || echo 0; }
+# replay_download LOG FROM_LINE FROM_REQS OUT: the module GET requests Sparta
+# logged after line FROM_LINE of LOG (one download's, in order) into OUT, checked
+# against Sparta's request counter (FROM_REQS before the download, at $SP);
+# then the bench tool sends them again with GO_PAR in flight, 3 times.
+# Prints the tool's line (median_ms=...) or why it failed.
+replay_download() {
+  local log=$1 from=$2 reqs0=$3 out=$4 want n
+  want=$(($(proxy_gets "$SP") - reqs0))
+  # The request log is written in batches of a few ms.
+  for _ in $(seq 50); do
+    tail -n +"$((from + 1))" "$log" | grep 'method=GET' | grep 'status=200' |
+      sed -nE 's/.* path="?([^" ]+)"?( .*|$)/\1/p' | grep -E '/@v/|/@latest$' >"$out" || true
+    n=$(wc -l <"$out")
+    [ "$n" -ge "$want" ] && break
+    sleep 0.1
+  done
+  if [ "$n" != "$want" ] || [ "$n" = 0 ]; then
+    echo "$n GET 200 lines in the request log, Sparta counted $want requests"
+    return 1
+  fi
+  "$BT" replay -base "$SP" -c "$GO_PAR" -runs 3 <"$out" 2>&1
+}
+# replay_median FILE: the median of the runs' median_ms, in seconds.
+replay_median() { { grep -o 'median_ms=[0-9.]*' "$1" || true; } | cut -d= -f2 | awk '{printf "%.3f\n", $1 / 1000}' | median; }
+
 # rate FILE KIND: one rate per round (req/s, or MB/s of 10^6 bytes).
 rate() {
   grep '^WRK requests=' "$1" | while read -r l; do
@@ -359,12 +388,22 @@ s3_ops() {
   echo "$out"
 }
 client_reqs() { metric_sum "$1" sparta_http_requests_total; }
+# proxy_gets URL: GET requests for module files and answers (not /metrics,
+# probes or pages) so far.
+proxy_gets() {
+  local r n=0
+  for r in info mod zip list latest; do
+    n=$((n + $(metric_sum "$1" sparta_http_requests_total "route=\"$r\"" 'method="GET"')))
+  done
+  echo $n
+}
 
 # ------------------------------------------------------------- machine ---
 CPU_MODEL=$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)
 CORES=$(nproc)
 MEM_GIB=$(awk '/^MemTotal:/ {printf "%.0f", $2/1048576}' /proc/meminfo)
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+RUN_START=$(date -u +%H:%M)
 GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || GIT_REV="$GIT_REV+dirty"
 NGINX_V=$(nginx -v 2>&1 | sed 's/.*nginx\///')
@@ -563,7 +602,9 @@ log "3-4. wide graph ($GRAPH_MODULES modules, upstream latency $LATENCY): $GRAPH
 : >"$WORK/graph-direct.txt"
 : >"$WORK/graph-cold.txt"
 : >"$WORK/graph-warm.txt"
+: >"$WORK/graph-replay.txt"
 GRAPH_FAIL=
+GRAPH_REPLAY_FAIL=
 for r in $(seq "$GRAPH_RUNS"); do
   if t=$(go_download "$GRAPH" "$FX" "$WORK/fixture.sum" "$GRAPH_MODULES" 2>"$WORK/graph.err"); then
     echo "$t" >>"$WORK/graph-direct.txt"
@@ -572,16 +613,29 @@ for r in $(seq "$GRAPH_RUNS"); do
   if t=$(go_download "$GRAPH" "$SP" "$WORK/fixture.sum" "$GRAPH_MODULES" 2>"$WORK/graph.err"); then
     echo "$t" >>"$WORK/graph-cold.txt"
   else GRAPH_FAIL="cold sparta: $(cat "$WORK/graph.err")"; fi
+  log_from=$(log_lines "$WORK/sparta-$SPARTA_N.log")
+  req_from=$(proxy_gets "$SP")
   if t=$(go_download "$GRAPH" "$SP" "$WORK/fixture.sum" "$GRAPH_MODULES" 2>"$WORK/graph.err"); then
     echo "$t" >>"$WORK/graph-warm.txt"
   else GRAPH_FAIL="warm sparta: $(cat "$WORK/graph.err")"; fi
   GRAPH_IDLE_KIB=$(rss_kib "$SPARTA_PID")
+  # The proxy's side of the warm download: its requests, replayed.
+  if out=$(replay_download "$WORK/sparta-$SPARTA_N.log" "$log_from" "$req_from" "$WORK/graph-replay.paths"); then
+    echo "$out" >>"$WORK/graph-replay.txt"
+  else GRAPH_REPLAY_FAIL="run $r: $out"; fi
   stop_sparta
-  log "   run $r: direct $(tail -1 "$WORK/graph-direct.txt")s, cold sparta $(tail -1 "$WORK/graph-cold.txt")s, warm sparta $(tail -1 "$WORK/graph-warm.txt")s"
+  log "   run $r: direct $(tail -1 "$WORK/graph-direct.txt")s, cold sparta $(tail -1 "$WORK/graph-cold.txt")s, warm sparta $(tail -1 "$WORK/graph-warm.txt")s, its requests replayed: $(tail -1 "$WORK/graph-replay.txt")"
 done
 G_DIRECT=$(median <"$WORK/graph-direct.txt")
 G_COLD=$(median <"$WORK/graph-cold.txt")
 G_WARM=$(median <"$WORK/graph-warm.txt")
+G_REPLAY=$(replay_median "$WORK/graph-replay.txt")
+G_REPLAY_N=$(kv requests "$(tail -1 "$WORK/graph-replay.txt")")
+if [ -z "$GRAPH_REPLAY_FAIL" ]; then
+  check_ok "warm wide graph's requests replayed: every one 200, as many as Sparta counted" "${G_REPLAY_N:-0} requests, $GO_PAR in flight"
+else
+  check_fail "warm wide graph's requests replayed: every one 200, as many as Sparta counted" "$GRAPH_REPLAY_FAIL"
+fi
 if [ -z "$GRAPH_FAIL" ]; then
   check_ok "go mod download of the wide graph: every hash matches the fixture" "$GRAPH_MODULES modules, $((GRAPH_RUNS * 3)) downloads"
 else
@@ -647,6 +701,7 @@ if [ "$LIVE" = 1 ]; then
       : >"$WORK/live-direct.txt"
       : >"$WORK/live-cold.txt"
       : >"$WORK/live-warm.txt"
+      : >"$WORK/live-replay.txt"
       LIVE_FAIL=
       for r in $(seq "$LIVE_RUNS"); do
         if t=$(go_download "$LIVE_DIR" "$LIVE_UP" "$WORK/live.sum" "$LIVE_ZIPS" 2>"$WORK/live.err"); then
@@ -656,15 +711,22 @@ if [ "$LIVE" = 1 ]; then
         if t=$(go_download "$LIVE_DIR" "$SP" "$WORK/live.sum" "$LIVE_ZIPS" 2>"$WORK/live.err"); then
           echo "$t" >>"$WORK/live-cold.txt"
         else LIVE_FAIL="cold sparta: $(cat "$WORK/live.err")"; fi
+        log_from=$(log_lines "$WORK/sparta-$SPARTA_N.log")
+        req_from=$(proxy_gets "$SP")
         if t=$(go_download "$LIVE_DIR" "$SP" "$WORK/live.sum" "$LIVE_ZIPS" 2>"$WORK/live.err"); then
           echo "$t" >>"$WORK/live-warm.txt"
         else LIVE_FAIL="warm sparta: $(cat "$WORK/live.err")"; fi
+        if out=$(replay_download "$WORK/sparta-$SPARTA_N.log" "$log_from" "$req_from" "$WORK/live-replay.paths"); then
+          echo "$out" >>"$WORK/live-replay.txt"
+        else LIVE_FAIL="warm sparta's requests replayed: $out"; fi
         stop_sparta
-        log "   run $r: direct $(tail -1 "$WORK/live-direct.txt")s, cold sparta $(tail -1 "$WORK/live-cold.txt")s, warm sparta $(tail -1 "$WORK/live-warm.txt")s"
+        log "   run $r: direct $(tail -1 "$WORK/live-direct.txt")s, cold sparta $(tail -1 "$WORK/live-cold.txt")s, warm sparta $(tail -1 "$WORK/live-warm.txt")s, its requests replayed: $(tail -1 "$WORK/live-replay.txt" 2>/dev/null)"
       done
       L_DIRECT=$(median <"$WORK/live-direct.txt")
       L_COLD=$(median <"$WORK/live-cold.txt")
       L_WARM=$(median <"$WORK/live-warm.txt")
+      L_REPLAY=$(replay_median "$WORK/live-replay.txt")
+      L_REPLAY_N=$(kv requests "$(tail -1 "$WORK/live-replay.txt")")
       if [ -z "$LIVE_FAIL" ]; then
         check_ok "live graph: every hash matches the direct download" "$LIVE_ZIPS zips"
       else
@@ -700,6 +762,40 @@ fmt2() { if [[ $1 =~ ^[0-9.]+$ ]]; then calc "$1" 2; else echo nan; fi; }
 # $WORK, ...). A section measures its own figures and adds table rows with
 #   extra_row "<#>" "<figure>" "<sparta>" "<baseline>" "<ratio>" "<target>" "<met>"
 # BENCH_SECTIONS=a,b runs only the sections whose file names (without .sh) are listed.
+# What the core sections leave behind for the sections that build on it, made
+# here when they did not run (BENCH_CORE=0): the fixture and its sums, the
+# .info/.mod path list, a filled store ($STORE, no server on it), the wide
+# graph's go.mod ($GRAPH).
+need_fixture() {
+  [ -n "$FX" ] || start_fixture
+  [ -s "$WORK/fixture.sum" ] || curl -sf "$FX/_fixture/sums" >"$WORK/fixture.sum" || die "fixture sums" "GET /_fixture/sums failed"
+}
+need_small_paths() {
+  need_fixture
+  [ -s "$WORK/small.paths" ] || "$BT" paths -fixture "$FX" -kinds info,mod >"$WORK/small.paths"
+  [ -s "$WORK/zip.paths" ] || echo /fixture.test/large/@v/v1.0.0.zip >"$WORK/zip.paths"
+}
+need_store() {
+  need_small_paths
+  [ -n "${STORE:-}" ] && return 0
+  STORE=$WORK/store
+  start_sparta "$STORE"
+  cat "$WORK/small.paths" "$WORK/zip.paths" | "$BT" mirror -base "$SP" -fixture "$FX" -c 8 >"$WORK/mirror.out" 2>&1 ||
+    die "sparta serves every fixture file byte for byte" "$(tail -3 "$WORK/mirror.out" | tr '\n' ' ')"
+  stop_sparta
+}
+need_graph() {
+  need_fixture
+  GRAPH=${GRAPH:-$WORK/graph}
+  [ -s "$GRAPH/go.mod" ] && return 0
+  mkdir -p "$GRAPH"
+  {
+    printf 'module bench.local/wide\n\ngo 1.18\n\nrequire (\n'
+    "$BT" paths -fixture "$FX" -prefix fixture.test/wide/ -kinds info | sed -E 's#^/(.*)/@v/(.*)\.info$#\t\1 \2#'
+    printf ')\n'
+  } >"$GRAPH/go.mod"
+}
+
 EXTRA_ROWS=()
 extra_row() { EXTRA_ROWS+=("$(target_row "$@")"); }
 # chart_point LABEL RATIO TARGET le|ge: one bar pair of the results chart.
@@ -747,6 +843,7 @@ TABLE=$(
   target_row "2" "peak RSS during the zip runs (MiB)" "$ZIP_PEAK_MIB" "" "" "<= 64 + cache budget $CACHE_SIZE_MIB = $RSS_LIMIT_MIB" "$(met_ratio "$ZIP_PEAK_MIB" '<=' "$RSS_LIMIT_MIB")"
   target_row "3" "cold wide graph, $GRAPH_MODULES modules, upstream +$LATENCY (s)" "$G_COLD" "direct $G_DIRECT" "$COLD_RATIO" "<= 1.05" "$(met_ratio "$COLD_RATIO" '<=' 1.05)"
   target_row "4" "warm wide graph (s)" "$G_WARM" "direct $G_DIRECT" "$WARM_RATIO" "" ""
+  target_row "4" "proxy side of the warm wide graph: its ${G_REPLAY_N:-?} requests replayed by the bench tool, $GO_PAR in flight (s)" "$G_REPLAY" "go command, warm $G_WARM" "$(ratio "$G_REPLAY" "$G_WARM")" "" ""
   target_row "5" "dedup: upstream zip requests, $DEDUP_OBJECTS zips x $DEDUP_PER_OBJECT concurrent" "$DEDUP_COUNTS" "" "" "exactly $DEDUP_OBJECTS (1 per zip)" "$([ -z "$DEDUP_FAIL" ] && echo yes || echo '**no**')"
   target_row "5" "dedup: time until all $((DEDUP_OBJECTS * DEDUP_PER_OBJECT)) served (ms)" "$D_MS" "upstream requests in all: $D_UP_TOTAL; listen-queue overflows per run: $DEDUP_OVERFLOWS" "" "" ""
   target_row "6" "idle RSS after start-up (MiB)" "$IDLE_START_MIB" "" "" "<= 20" "$(met_ratio "$IDLE_START_MIB" '<=' 20)"
@@ -755,6 +852,7 @@ TABLE=$(
   if [ -n "$L_DIRECT" ]; then
     target_row "7" "live graph of $LIVE_MODULE, cold (s)" "$L_COLD" "direct $L_DIRECT" "$(ratio "$L_COLD" "$L_DIRECT")" "" ""
     target_row "7" "live graph, warm (s)" "$L_WARM" "direct $L_DIRECT" "$(ratio "$L_WARM" "$L_DIRECT")" "" ""
+    target_row "7" "proxy side of the live warm graph: its ${L_REPLAY_N:-?} requests replayed by the bench tool, $GO_PAR in flight (s)" "$L_REPLAY" "go command, warm $L_WARM" "$(ratio "$L_REPLAY" "$L_WARM")" "" ""
   fi
   fi # CORE
   [ "${#EXTRA_ROWS[@]}" = 0 ] || printf '%s\n' "${EXTRA_ROWS[@]}"
@@ -764,11 +862,13 @@ CHECK_TABLE=$(
   echo "|---|---|---|"
   printf '%s\n' "${CHECKS[@]}"
 )
+LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
+RUN_END=$(date -u +%H:%M)
 REPORT=$(
   cat <<EOF
 # Sparta benchmarks, $DATE
 
-Machine: $CORES cores, $CPU_MODEL, $MEM_GIB GiB memory, Linux $KERNEL; load average at start $LOADAVG (shared machine: read the ratios, not the absolute numbers).
+Machine: $CORES cores, $CPU_MODEL, $MEM_GIB GiB memory, Linux $KERNEL; load average at start $LOADAVG, at the end $LOADAVG_END (run $RUN_START to $RUN_END UTC; shared machine: read the ratios, not the absolute numbers).
 Versions: sparta $GIT_REV (rustc $RUSTC_V, release build), nginx $NGINX_V, $GO_V, wrk $WRK_V.
 Settings: Sparta defaults (local store, metrics and request logs on, logs to a file, checksum database on; \`--nosumdb $NOSUMDB\` in front of the fixture); nginx $CORES workers, access log off, open_file_cache; wrk 2 threads.
 Runs: small files ${SMALL_SECS}s x $SMALL_ROUNDS rounds, zips ${ZIP_SECS}s x $ROUNDS rounds (servers alternate; figures are medians of rounds,

@@ -5,6 +5,7 @@
 # the audit log (to a file) on, beside the same store served with both off.
 # Rounds alternate the two servers; the ratio is the median of the rounds'.
 
+need_store
 ACC_DIR=$WORK/access
 mkdir -p "$ACC_DIR"
 grep '\.info$' "$WORK/small.paths" >"$ACC_DIR/info.paths"
@@ -79,3 +80,4 @@ if acc_sparta off && ACC_OFF_URL=$SP ACC_OFF_PID=$SPARTA_PID &&
 else
   check_fail "access: sparta starts with auth and audit on" "see $WORK/sparta-$SPARTA_N.log"
 fi
+chart_point "auth+audit warm info vs off" "${ACC_RATIO:-}" 0.95 ge

@@ -3,6 +3,7 @@
 # /catalog page (1000 versions, from the middle), one /index page and one
 # /ui search, against a /healthz round trip on the same server (the floor of
 # any request). Sourced by bench/run.sh; see the comment above its section loop.
+need_fixture
 CAT_STORE=$WORK/catalog-store
 CAT_MODULES=${CAT_MODULES:-10000}
 CAT_PER=${CAT_PER:-10}

@@ -10,10 +10,7 @@
 S3_SECS=4 S3_ROUNDS=3
 [ "$QUICK" = 1 ] && S3_SECS=2 S3_ROUNDS=1
 
-[ -n "$FX" ] || start_fixture
-[ -s "$WORK/fixture.sum" ] || curl -sf "$FX/_fixture/sums" >"$WORK/fixture.sum" || die "fixture sums" "GET /_fixture/sums failed"
-[ -s "$WORK/small.paths" ] || "$BT" paths -fixture "$FX" -kinds info,mod >"$WORK/small.paths"
-echo /fixture.test/large/@v/v1.0.0.zip >"$WORK/zip.paths"
+need_small_paths
 
 bench_s3_start
 

@@ -3,6 +3,7 @@
 # empty store, against `go mod download` of the same list from the same upstream
 # (the fixture, with its latency) into an empty module cache. Sourced by
 # bench/run.sh (see the comment above its section loop).
+need_graph
 WARM_LIST=$WORK/warm-list.txt
 sed -nE 's/^\t([^ ]+) ([^ ]+)$/\1@\2/p' "$GRAPH/go.mod" >"$WARM_LIST"
 WARM_N=$(wc -l <"$WARM_LIST")
@@ -53,3 +54,4 @@ fi
 extra_row "W1" "warm throughput, $WARM_N versions (modules/s, MB/s of zips)" \
   "$W_MPS/s, $W_MBS MB/s" "go mod download: $W_GO_MPS/s, $W_GO_MBS MB/s" "$W_RATIO" ">= 0.5" \
   "$(met_ratio "$W_RATIO" ">=" 0.5)"
+chart_point "sparta warm vs go mod download" "$W_RATIO" 0.5 ge

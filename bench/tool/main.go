@@ -1,6 +1,7 @@
 // Command benchtool does the parts of `make bench` that a shell does badly:
 // listing the fixture's proxy paths, mirroring them with byte checks, the
-// concurrent cold-request (dedup) burst, start-up timing and checksum checks.
+// concurrent cold-request (dedup) burst, start-up timing, checksum checks and
+// the replay of a recorded download's requests.
 // Every subcommand prints `key=value` lines for bench/run.sh and exits
 // non-zero when something is broken, never because something is slow.
 package main
@@ -29,7 +30,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: benchtool paths|mirror|dedup|startup|freeport|sums|sumcheck [flags]")
+		fail("usage: benchtool paths|mirror|dedup|startup|freeport|sums|sumcheck|replay [flags]")
 	}
 	cmd, args := os.Args[1], os.Args[2:]
 	var err error
@@ -48,6 +49,8 @@ func main() {
 		err = sums(args)
 	case "sumcheck":
 		err = sumcheck(args)
+	case "replay":
+		err = replay(args)
 	default:
 		err = fmt.Errorf("unknown subcommand %q", cmd)
 	}
@@ -520,4 +523,89 @@ func sumcheck(args []string) error {
 	}
 	fmt.Printf("modules=%d zips=%d\n", len(ds), zips)
 	return nil
+}
+
+// replay sends the request paths on stdin (one a line, in the order they
+// were recorded) to -base with -c requests in flight, -runs times, reading
+// every body to the end; it prints the median and every run's time. This is
+// the proxy's side of a download, without the client's own work (hashing,
+// unpacking into the module cache). Any status other than 200 fails it.
+func replay(args []string) error {
+	fs := flag.NewFlagSet("replay", flag.ExitOnError)
+	base := fs.String("base", "", "server to replay against")
+	conc := fs.Int("c", 1, "requests in flight")
+	runs := fs.Int("runs", 1, "replays (median reported)")
+	fs.Parse(args)
+	list, err := readLines(os.Stdin)
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		return errors.New("no paths on stdin")
+	}
+	if *conc < 1 || *runs < 1 {
+		return errors.New("-c and -runs must be at least 1")
+	}
+	var times []float64
+	var bytesRead int64
+	for r := 0; r < *runs; r++ {
+		next := make(chan string)
+		var (
+			wg     sync.WaitGroup
+			mu     sync.Mutex
+			failed []string
+			total  int64
+		)
+		began := time.Now()
+		for w := 0; w < *conc; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for p := range next {
+					n, err := fetchDiscard(*base + p)
+					mu.Lock()
+					total += n
+					if err != nil {
+						failed = append(failed, err.Error())
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		for _, p := range list {
+			next <- p
+		}
+		close(next)
+		wg.Wait()
+		times = append(times, float64(time.Since(began).Microseconds())/1000)
+		if len(failed) > 0 {
+			return fmt.Errorf("run %d: %d of %d requests failed, e.g. %s", r+1, len(failed), len(list), failed[0])
+		}
+		bytesRead = total
+	}
+	all := make([]string, len(times))
+	for i, t := range times {
+		all[i] = fmt.Sprintf("%.1f", t)
+	}
+	sort.Float64s(times)
+	fmt.Printf("requests=%d bytes=%d concurrency=%d median_ms=%.1f all_ms=%s\n",
+		len(list), bytesRead, *conc, median(times), strings.Join(all, ","))
+	return nil
+}
+
+// fetchDiscard GETs url and reads the body to the end; it returns the bytes read.
+func fetchDiscard(url string) (int64, error) {
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("GET %s: reading body: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return n, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	return n, nil
 }

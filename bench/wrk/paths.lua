@@ -5,6 +5,14 @@
 local paths = {}
 local index = 1
 
+-- Each thread gets its own number (an unseeded math.random returns the same
+-- first value in every thread, which would start them all in one place).
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_id", threads)
+end
+
 function init(args)
   local file = assert(io.open(args[1], "r"), "cannot open paths file " .. tostring(args[1]))
   for line in file:lines() do
@@ -15,7 +23,7 @@ function init(args)
   file:close()
   assert(#paths > 0, "no paths in " .. args[1])
   -- Threads start at different places so they do not ask in lock-step.
-  index = (math.random(#paths) % #paths) + 1
+  index = (((thread_id or 1) - 1) * 7919) % #paths + 1
 end
 
 function request()
