@@ -6,12 +6,7 @@ use std::time::{Duration, Instant};
 use sparta_e2e::{Fixture, GoEnv, Sparta, SpartaOptions, version_path};
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60))
-        .no_proxy()
-        .build()
-        .expect("client")
+    sparta_e2e::no_redirect_client()
 }
 
 async fn get(url: &str) -> (u16, String, Option<String>) {

@@ -19,12 +19,7 @@ fn metric(page: &str, series: &str) -> f64 {
 
 /// Follows no redirect: the test looks at each 302 itself.
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60))
-        .no_proxy()
-        .build()
-        .expect("client")
+    sparta_e2e::no_redirect_client()
 }
 
 const ZIP_BYTES: &str = r#"sparta_http_response_bytes_total{route="zip"}"#;

@@ -815,6 +815,16 @@ pub fn parse_json_stream(s: &str) -> Vec<serde_json::Value> {
 // ---------------------------------------------------------------------------
 // HTTP helpers
 
+/// A client that follows no redirect, for tests that look at each 302 themselves.
+pub fn no_redirect_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
 /// A client for tests: bounded, never through an environment proxy.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
