@@ -12,12 +12,16 @@ cleanup() {
 trap cleanup EXIT
 
 env_file=$(bash scripts/s3-server.sh start)
+set -a
 # shellcheck disable=SC1090
-set -a; source "$env_file"; set +a
+source "$env_file"
+set +a
 # fake-gcs-server and Azurite for the gs:// and az:// conformance tests.
 cloud_env_file=$(bash scripts/cloud-emulators.sh start)
+set -a
 # shellcheck disable=SC1090
-set -a; source "$cloud_env_file"; set +a
+source "$cloud_env_file"
+set +a
 
 export SPARTA_BIN="$PWD/target/debug/sparta"
 cargo test --workspace --no-fail-fast
