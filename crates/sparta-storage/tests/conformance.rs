@@ -10,7 +10,6 @@ use std::fmt;
 use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -23,6 +22,9 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, UploadPart,
 };
 use sparta_storage::{PutOutcome, S3Keys, S3Options, StorageError, Store};
+
+mod common;
+use common::{azure_env, s3_env, unique};
 
 /// Which backend a test runs against.
 #[derive(Clone, Copy, Debug)]
@@ -37,44 +39,6 @@ enum Backend {
 struct Fixture {
     store: Store,
     _dir: Option<tempfile::TempDir>,
-}
-
-fn unique() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{nanos:x}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// S3 settings from the env file of `scripts/s3-server.sh start`; panics
-/// when they are missing (an S3 test never passes without S3).
-fn s3_env() -> (String, S3Options, S3Keys) {
-    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
-    let Some(endpoint) = var("SPARTA_TEST_S3_ENDPOINT") else {
-        panic!(
-            "SPARTA_TEST_S3_ENDPOINT is not set: run scripts/s3-server.sh start and source \
-             its env file (or leave the S3 tests out explicitly: cargo test -- --skip s3)"
-        );
-    };
-    let bucket = var("SPARTA_TEST_S3_BUCKET").expect("SPARTA_TEST_S3_BUCKET");
-    let keys = S3Keys {
-        access_key_id: var("SPARTA_TEST_S3_ACCESS_KEY").expect("SPARTA_TEST_S3_ACCESS_KEY"),
-        secret_access_key: var("SPARTA_TEST_S3_SECRET_KEY").expect("SPARTA_TEST_S3_SECRET_KEY"),
-        session_token: None,
-    };
-    let opts = S3Options {
-        endpoint: Some(endpoint),
-        region: var("SPARTA_TEST_S3_REGION").or(Some("us-east-1".into())),
-        path_style: true,
-        allow_http: true,
-    };
-    (bucket, opts, keys)
 }
 
 /// With `SPARTA_TEST_S3_AWS_ENV=1` (scripts/run-tests.sh's second S3 run)
@@ -93,19 +57,6 @@ async fn open_s3(url: &str, opts: S3Options, keys: S3Keys) -> Store {
         return Store::open(url, &S3Options::default()).await.unwrap();
     }
     Store::open_with_keys(url, &opts, Some(keys)).await.unwrap()
-}
-
-/// The container of `scripts/cloud-emulators.sh start` (Azurite); panics
-/// when its variables are missing.
-fn azure_env() -> String {
-    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
-    if var("AZURITE_BLOB_STORAGE_URL").is_none() {
-        panic!(
-            "AZURITE_BLOB_STORAGE_URL is not set: run scripts/cloud-emulators.sh start and source \
-             its env file (or leave these tests out explicitly: cargo test -- --skip azure)"
-        );
-    }
-    var("SPARTA_TEST_AZURE_CONTAINER").expect("SPARTA_TEST_AZURE_CONTAINER")
 }
 
 async fn fixture(backend: Backend) -> Option<Fixture> {

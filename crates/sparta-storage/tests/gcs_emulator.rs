@@ -18,28 +18,15 @@
 //! Fails when `STORAGE_EMULATOR_HOST` is missing; leave it out explicitly
 //! with `cargo test -- --skip gcs`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use bytes::Bytes;
 use futures::TryStreamExt;
 use sparta_storage::{S3Options, Store};
 
-fn unique() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{nanos:x}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+mod common;
+use common::{unique, var};
 
 /// The emulator's URL and bucket; panics when they are missing.
 fn gcs_env() -> (String, String) {
-    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
     let Some(host) = var("STORAGE_EMULATOR_HOST") else {
         panic!(
             "STORAGE_EMULATOR_HOST is not set: run scripts/cloud-emulators.sh start and source \

@@ -8,39 +8,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use sparta_storage::{S3Keys, S3Options, Store};
+use sparta_storage::{S3Options, Store};
 
-fn var(n: &str) -> Option<String> {
-    std::env::var(n).ok().filter(|v| !v.is_empty())
-}
-
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{nanos:x}-{}", std::process::id())
-}
+mod common;
+use common::{azure_env, s3_env, unique};
 
 async fn s3_store() -> Store {
-    let endpoint = var("SPARTA_TEST_S3_ENDPOINT").unwrap_or_else(|| {
-        panic!(
-            "SPARTA_TEST_S3_ENDPOINT is not set: run scripts/s3-server.sh start and source its \
-             env file (or leave the S3 tests out explicitly: cargo test -- --skip s3)"
-        )
-    });
-    let bucket = var("SPARTA_TEST_S3_BUCKET").expect("SPARTA_TEST_S3_BUCKET");
-    let keys = S3Keys {
-        access_key_id: var("SPARTA_TEST_S3_ACCESS_KEY").expect("access key"),
-        secret_access_key: var("SPARTA_TEST_S3_SECRET_KEY").expect("secret key"),
-        session_token: None,
-    };
-    let opts = S3Options {
-        endpoint: Some(endpoint),
-        region: var("SPARTA_TEST_S3_REGION").or(Some("us-east-1".into())),
-        path_style: true,
-        allow_http: true,
-    };
+    let (bucket, opts, keys) = s3_env();
     let url = format!("s3://{bucket}/presign/{}", unique());
     Store::open_with_keys(&url, &opts, Some(keys))
         .await
@@ -48,13 +22,7 @@ async fn s3_store() -> Store {
 }
 
 async fn azure_store() -> Store {
-    if var("AZURITE_BLOB_STORAGE_URL").is_none() {
-        panic!(
-            "AZURITE_BLOB_STORAGE_URL is not set: run scripts/cloud-emulators.sh start and source \
-             its env file (or leave these tests out explicitly: cargo test -- --skip azure)"
-        );
-    }
-    let container = var("SPARTA_TEST_AZURE_CONTAINER").expect("SPARTA_TEST_AZURE_CONTAINER");
+    let container = azure_env();
     let url = format!("az://{container}/presign/{}", unique());
     Store::open(&url, &S3Options::default())
         .await
