@@ -6,28 +6,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sparta_e2e::{Sparta, fixture, http_client, version_path};
+use sparta_e2e::{
+    Sparta, fixture, http_client, metric_value as metric, metrics_page, version_path,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// A value of one series in a Prometheus text page (0 when absent).
-fn metric(page: &str, series: &str) -> f64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn metrics_page(base: &str) -> String {
-    http_client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body")
-}
 
 /// Polls `/metrics` at `base` until `ok` holds for the page, for at most
 /// `limit`; returns the last page and whether it held.

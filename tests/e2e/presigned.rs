@@ -7,15 +7,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sparta_e2e::{Fixture, GoEnv, Sparta, SpartaOptions, sparta_bin, version_path, wait_bounded};
-
-/// A value of one series in a Prometheus text page (0 when absent).
-fn metric(page: &str, series: &str) -> f64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
+use sparta_e2e::{
+    Fixture, GoEnv, Sparta, SpartaOptions, metric_value as metric, sparta_bin, version_path,
+    wait_bounded,
+};
 
 /// Follows no redirect: the test looks at each 302 itself.
 fn client() -> reqwest::Client {
@@ -157,7 +152,7 @@ async fn zips_come_from_the_bucket_through_presigned_urls() {
     }
 
     // No zip byte went through Sparta: every zip answer was a 302.
-    let page = sparta_metrics(&sparta).await;
+    let page = sparta.metrics().await;
     assert_eq!(metric(&page, ZIP_BYTES), 0.0, "{page}");
     assert_eq!(metric(&page, ZIP_GET_200), 0.0, "{page}");
     let redirects = metric(&page, PRESIGNED);
@@ -174,7 +169,7 @@ async fn zips_come_from_the_bucket_through_presigned_urls() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let len = resp.bytes().await.unwrap().len() as f64;
-    let page = sparta_metrics(&sparta).await;
+    let page = sparta.metrics().await;
     assert_eq!(metric(&page, ZIP_BYTES), len);
     assert_eq!(metric(&page, PRESIGNED), redirects);
 
@@ -182,10 +177,6 @@ async fn zips_come_from_the_bucket_through_presigned_urls() {
     let log = sparta.log();
     assert!(!log.contains("X-Amz-Signature"), "{log}");
     assert!(!log.contains(&secret), "{log}");
-}
-
-async fn sparta_metrics(sparta: &Sparta) -> String {
-    sparta.metrics().await
 }
 
 /// A local directory (or memory) cannot presign: `serve` refuses to start,

@@ -587,14 +587,7 @@ impl Sparta {
 
     /// Its `/metrics` page.
     pub async fn metrics(&self) -> String {
-        http_client()
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics body")
+        metrics_page(&self.url).await
     }
 
     /// What Sparta logged so far (for failure messages).
@@ -814,6 +807,27 @@ pub fn parse_json_stream(s: &str) -> Vec<serde_json::Value> {
 
 // ---------------------------------------------------------------------------
 // HTTP helpers
+
+/// The `/metrics` page of the server at `base` (a main or an admin address).
+pub async fn metrics_page(base: &str) -> String {
+    http_client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
+/// A value of one series (name and labels exactly) in a Prometheus text
+/// page; 0 when absent.
+pub fn metric_value(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
 
 /// A client that follows no redirect, for tests that look at each 302 themselves.
 pub fn no_redirect_client() -> reqwest::Client {
