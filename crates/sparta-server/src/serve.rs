@@ -75,10 +75,6 @@ impl Default for ServeLimits {
     }
 }
 
-/// How often the watchdog of a connection with an answer in flight looks
-/// for a blocked write (it gets no notification when a write blocks).
-const SEND_CHECK: Duration = Duration::from_secs(1);
-
 /// hyper refuses a read buffer smaller than this.
 pub const MIN_HEADER_BYTES: usize = 8192;
 
@@ -402,13 +398,17 @@ impl ConnState {
         }
     }
 
-    /// Notes whether a write got through; called on every poll of one.
+    /// Notes whether a write got through; called on every poll of one. A
+    /// write that blocks wakes the watchdog (its deadline starts now); one
+    /// that gets through only clears the mark, so an answer that is never
+    /// blocked, as a small file's, costs the watchdog nothing.
     fn on_write<T>(&self, polled: &Poll<T>) {
         match polled {
             Poll::Pending => {
                 if self.blocked.load(Ordering::Relaxed) == 0 {
                     let ms = self.opened.elapsed().as_millis() as u64 + 1;
                     self.blocked.store(ms, Ordering::Relaxed);
+                    self.changed.notify_one();
                 }
             }
             Poll::Ready(_) => {
@@ -442,7 +442,7 @@ impl ConnState {
 
     /// The next deadline and what passing it means. While a request is in
     /// flight only a blocked write has one (a slow upstream fetch is not
-    /// the client's fault); the watchdog then checks it every `SEND_CHECK`.
+    /// the client's fault).
     fn deadline(&self, limits: &ServeLimits) -> Option<(Instant, Closed)> {
         let p = self.phase();
         if p.in_flight > 0 {
@@ -468,28 +468,14 @@ impl ConnState {
     async fn watch(&self, limits: &ServeLimits) -> Closed {
         loop {
             let changed = self.changed.notified();
-            // Zero turns the send timeout off.
-            let in_flight = self.phase().in_flight > 0 && !limits.send_timeout.is_zero();
-            let now = Instant::now();
             match self.deadline(limits) {
-                Some((at, reason)) if now >= at => return reason,
-                // Writes block and unblock without a notification: look
-                // again soon, or at the deadline if that comes first.
-                Some((at, _)) if in_flight => {
-                    let next = at.min(now + SEND_CHECK);
-                    tokio::select! {
-                        () = tokio::time::sleep_until(next) => {}
-                        () = changed => {}
-                    }
-                }
-                None if in_flight => {
-                    tokio::select! {
-                        () = tokio::time::sleep(SEND_CHECK) => {}
-                        () = changed => {}
-                    }
-                }
                 None => changed.await,
-                Some((at, _)) => {
+                // A deadline that moved meanwhile (a write got through and
+                // blocked again) is looked up afresh when this one passes.
+                Some((at, reason)) => {
+                    if Instant::now() >= at {
+                        return reason;
+                    }
                     tokio::select! {
                         () = tokio::time::sleep_until(at) => {}
                         () = changed => {}
