@@ -4,7 +4,7 @@
 //! task-local, else from the `request` span the line is logged in (work
 //! spawned for a request, such as a shared fetch, runs in that span).
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -27,16 +27,12 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let id = match sparta_server::reqid::current() {
-            Some(id) => id,
-            None => match span_id(ctx) {
-                Some(id) => id,
-                None => return self.0.format_event(ctx, writer, event),
-            },
+        let Some(id) = sparta_server::reqid::current().or_else(|| span_id(ctx)) else {
+            return self.0.format_event(ctx, writer, event);
         };
         let mut line = String::with_capacity(256);
         self.0.format_event(ctx, Writer::new(&mut line), event)?;
-        writer.write_str(&with_id(&line, id.as_str()))
+        write_with_id(&mut writer, &line, id.as_str())
     }
 }
 
@@ -66,24 +62,28 @@ fn field_value<'a>(fields: &'a str, name: &str) -> Option<&'a str> {
     Some(&fields[start..start + len])
 }
 
-/// `{"a":1}` → `{"request_id":"ID","a":1}`. Ids hold only `[A-Za-z0-9._:-]`
-/// (checked where they are made), so they need no escaping.
-fn with_id(line: &str, id: &str) -> String {
+/// Writes `{"a":1}` as `{"request_id":"ID","a":1}`. Ids hold only
+/// `[A-Za-z0-9._:-]` (checked where they are made), so they need no escaping.
+fn write_with_id(out: &mut impl fmt::Write, line: &str, id: &str) -> fmt::Result {
     let Some(rest) = line.strip_prefix('{') else {
-        return line.to_owned();
+        return out.write_str(line);
     };
-    let mut out = String::with_capacity(line.len() + id.len() + 16);
-    let _ = write!(out, "{{\"request_id\":\"{id}\"");
+    write!(out, "{{\"request_id\":\"{id}\"")?;
     if !rest.starts_with('}') {
-        out.push(',');
+        out.write_char(',')?;
     }
-    out.push_str(rest);
-    out
+    out.write_str(rest)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{field_value, with_id};
+    use super::{field_value, write_with_id};
+
+    fn with_id(line: &str, id: &str) -> String {
+        let mut out = String::new();
+        write_with_id(&mut out, line, id).unwrap();
+        out
+    }
 
     #[test]
     fn a_span_field_is_read_back() {
