@@ -18,7 +18,7 @@ mod sweep;
 pub use file_stream::file_stream;
 pub use lease::SKEW_MARGIN;
 pub use lease_guard::{LeaseGuard, OnRenewFailure};
-pub use presign::{MAX_PRESIGN_TTL, Url};
+pub use presign::{MAX_PRESIGN_TTL, Url, url_can_presign};
 pub use sweep::{SPOOL_MAX_AGE, SPOOL_PREFIX, STAGING_MAX_AGE, SWEEP_LIMIT, Swept, sweep_spool};
 
 use std::ops::Range;

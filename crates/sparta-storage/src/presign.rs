@@ -21,6 +21,16 @@ use crate::{StorageError, Store, obj_path};
 /// Google's V4 signatures both refuse more than 7 days.
 pub const MAX_PRESIGN_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// Whether a store opened from `url` can presign URLs: the bucket
+/// schemes, whose stores [`Store::bucket`] makes (checkable before the
+/// store is opened, as configuration checks want).
+pub fn url_can_presign(url: &str) -> bool {
+    let url = url.trim();
+    ["s3://", "gs://", "az://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+}
+
 impl Store {
     /// A shared bucket store under `prefix` (empty: the bucket's root),
     /// which is also its URL signer, so presigned URLs name the same keys.
@@ -97,6 +107,7 @@ mod tests {
     async fn s3_urls_name_the_prefixed_key_and_hide_the_secret() {
         let store = s3("s3://bucket/some/prefix/").await;
         assert!(store.can_presign());
+        assert!(url_can_presign("s3://bucket/some/prefix/"));
         let key = "github.com/!azure/x/@v/v1.0.0.zip";
         let url = store
             .presigned_get(key, Duration::from_secs(90))
@@ -137,6 +148,7 @@ mod tests {
         for url in ["memory://", dir.path().to_str().unwrap()] {
             let store = Store::open(url, &S3Options::default()).await.unwrap();
             assert!(!store.can_presign(), "{url}");
+            assert!(!url_can_presign(url), "{url}");
             let err = store
                 .presigned_get("k", Duration::from_secs(60))
                 .await

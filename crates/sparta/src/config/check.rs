@@ -28,11 +28,7 @@ pub(super) fn finish(
             "presign_ttl must be longer than zero and at most 7 days (presigned URLs allow no more)"
         );
     }
-    if modes.presigns()
-        && !["s3://", "gs://", "az://"]
-            .iter()
-            .any(|scheme| s.storage.trim().starts_with(scheme))
-    {
+    if modes.presigns() && !sparta_storage::url_can_presign(&s.storage) {
         bail!(
             "download_mode presigned needs storage that can presign URLs (s3://, gs:// or az://), not {:?}",
             s.storage
