@@ -159,6 +159,51 @@ async fn replicas_sharing_a_directory_fetch_once_with_leases_on() {
     );
 }
 
+/// Two replicas on one directory with `--leases on`: concurrent requests
+/// for a module's list and `@latest`, spread over both while neither has a
+/// fresh answer, reach upstream once each within the list TTL; every
+/// client gets the fixture's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_refresh_a_list_once_per_ttl() {
+    let fx = fixture();
+    let module = scratch_module();
+    let a = Sparta::for_fixture(&["--leases", "on"]).await;
+    let b = Sparta::start(
+        sparta_e2e::SpartaOptions::fixture()
+            .args(&["--leases", "on"])
+            .with_dir(a.dir.clone()),
+    )
+    .await;
+    let client = http_client();
+    for path in [format!("/{module}/@v/list"), format!("/{module}/@latest")] {
+        let want = fx.truth(&path).await;
+        fx.fault(serde_json::json!({"path": path, "kind": "delay", "delay_ms": 400, "times": 2}))
+            .await;
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let url = format!("{}{path}", if i % 2 == 0 { &a.url } else { &b.url });
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let resp = client.get(url).send().await.expect("request");
+                    (resp.status().as_u16(), resp.bytes().await.expect("body"))
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (status, body) = task.await.unwrap();
+            assert_eq!(status, 200, "{path}");
+            assert_eq!(body.as_ref(), want.as_slice(), "{path}: wrong answer");
+        }
+        assert_eq!(
+            fx.count(&path).await,
+            1,
+            "{path} fetched more than once within the list TTL:\n{}\n{}",
+            a.log(),
+            b.log()
+        );
+    }
+}
+
 /// The coordination mode a replica reports in `sparta_fetch_coordination`
 /// (the one series at 1), read from its metrics rather than a log line.
 async fn coordination(sparta: &Sparta) -> String {

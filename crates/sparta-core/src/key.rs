@@ -52,6 +52,15 @@ pub fn lease(module: &ModulePath, version: &Version, kind: FileKind) -> String {
     format!("_sparta/lease/{}", hex(&digest[..16]))
 }
 
+/// `_sparta/lease/<32 hex digits>`: the refresh lease for one mutable
+/// answer (list, latest, query), named by a digest of the answer's key.
+/// Answer keys never equal a version file's key, so the two kinds of lease
+/// never share a name.
+pub fn answer_lease(answer_key: &str) -> String {
+    let digest = Sha256::digest(answer_key.as_bytes());
+    format!("_sparta/lease/{}", hex(&digest[..16]))
+}
+
 /// `_sparta/sumdb/<name>/<path>`: a stored checksum database file.
 pub fn sumdb(name: &str, path: &str) -> String {
     format!("_sparta/sumdb/{name}/{path}")
@@ -85,6 +94,10 @@ mod tests {
         assert_eq!(info_lease.len(), "_sparta/lease/".len() + 32);
         assert!(!info_lease["_sparta/lease/".len()..].contains('/'));
         assert_ne!(info_lease, lease(&m, &v, FileKind::Mod));
+        let list_lease = answer_lease(&list(&m));
+        assert!(list_lease.starts_with("_sparta/lease/"));
+        assert_eq!(list_lease.len(), info_lease.len());
+        assert_ne!(list_lease, answer_lease(&latest(&m)));
         // Two paths that differ only in case never share a key.
         let lower = ModulePath::parse("github.com/azure/x").unwrap();
         assert_ne!(list(&lower), list(&m));

@@ -1,6 +1,8 @@
-//! Cross-replica coordination: one fetch per file across replicas that share
-//! a store, through a lease object in it.
+//! Cross-replica coordination: one fetch per file, and one per mutable
+//! answer per TTL, across replicas that share a store, through a lease
+//! object in it.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use sparta_core::{FileKind, ModulePath, Version, key};
@@ -8,6 +10,13 @@ use tracing::warn;
 
 use super::{Coordination, Proxy};
 use crate::error::ProxyError;
+
+/// What a leased fetch came to: this replica fetched, or another replica's
+/// result turned up in storage first.
+pub(super) enum Leased<T, U> {
+    Fetched(T),
+    Found(U),
+}
 
 impl Proxy {
     /// Runs `fetch` once across replicas when leases are in use: the lease
@@ -24,12 +33,39 @@ impl Proxy {
     ) -> Result<Option<T>, ProxyError>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<T, ProxyError>>,
+        Fut: Future<Output = Result<T, ProxyError>>,
+    {
+        let lease_key = key::lease(module, version, file);
+        let stored = || async {
+            let head = self.timed_head(storage_key).await?;
+            Ok(head.map(|_| ()))
+        };
+        match self.leased(lease_key, file.ext(), stored, fetch).await? {
+            Leased::Fetched(t) => Ok(Some(t)),
+            Leased::Found(()) => Ok(None),
+        }
+    }
+
+    /// The lease protocol itself. `found` looks in storage for another
+    /// replica's result: the holder asks it once before fetching (the
+    /// previous holder may have finished between our miss and this lease),
+    /// a waiter after every pause. Without leases, `fetch` just runs.
+    pub(super) async fn leased<T, U, D, DFut, F, Fut>(
+        &self,
+        lease_key: String,
+        label: &'static str,
+        found: D,
+        fetch: F,
+    ) -> Result<Leased<T, U>, ProxyError>
+    where
+        D: Fn() -> DFut,
+        DFut: Future<Output = Result<Option<U>, ProxyError>>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, ProxyError>>,
     {
         let Coordination::Lease { ttl } = self.inner.config.coordination else {
-            return fetch().await.map(Some);
+            return fetch().await.map(Leased::Fetched);
         };
-        let lease_key = key::lease(module, version, file);
         // Bounds the wait only if the holder stops renewing without
         // releasing; a live holder renews every ttl/3 (see LeaseGuard).
         let mut deadline = Instant::now() + ttl * 4;
@@ -49,13 +85,11 @@ impl Proxy {
                         ttl,
                         std::sync::Arc::new(move || failures.inc()),
                     );
-                    // The previous holder may have stored it and let go
-                    // between our storage miss and this lease.
-                    let result = match self.timed_head(storage_key).await {
-                        Ok(Some(_)) => Ok(None),
-                        _ => fetch().await.map(Some),
+                    let result = match found().await {
+                        Ok(Some(u)) => Ok(Leased::Found(u)),
+                        _ => fetch().await.map(Leased::Fetched),
                     };
-                    // The file is stored (or failed): whoever waits on the
+                    // The result is stored (or failed): whoever waits on the
                     // lease checks storage first, so the release need not
                     // delay this answer.
                     tokio::spawn(async move {
@@ -70,22 +104,22 @@ impl Proxy {
                 Err(e) => {
                     // A lease is an optimisation: without one, fetch anyway.
                     warn!(key = %lease_key, error = %e, "lease unavailable, fetching without it");
-                    return fetch().await.map(Some);
+                    return fetch().await.map(Leased::Fetched);
                 }
             }
             // Another replica is fetching: wait for its result to appear.
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(500));
-            if self.timed_head(storage_key).await?.is_some() {
+            if let Some(u) = found().await? {
                 self.inner
                     .metrics
                     .singleflight_saved
-                    .with_label_values(&[file.ext()])
+                    .with_label_values(&[label])
                     .inc();
-                return Ok(None);
+                return Ok(Leased::Found(u));
             }
             if Instant::now() > deadline {
-                return fetch().await.map(Some);
+                return fetch().await.map(Leased::Fetched);
             }
         }
     }

@@ -2,12 +2,16 @@
 //! for the list TTL, persisted so the last good answer survives an outage.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
 use sparta_core::network::NetworkMode;
 use sparta_core::{ModulePath, key};
 use tracing::warn;
 
 use super::checks::check_mutable;
+use super::coordination::Leased;
+use super::freshness::Freshness;
 use super::{JSON, Kind, Proxy, TEXT};
 use crate::cache::CachedFile;
 use crate::error::ProxyError;
@@ -94,26 +98,94 @@ impl Proxy {
         // Another replica may have fetched it within the TTL.
         let mut record = self.freshness(&storage_key).await;
         if let Some(fresh) = &record {
-            match self.fresh_stored(kind, &storage_key, fresh).await {
-                Some((body, left)) if check_mutable(kind, &body).is_ok() => {
-                    let entry = CachedFile::mutable(body, content_type, left);
-                    self.inner
-                        .cache
-                        .insert(storage_key, Arc::clone(&entry))
-                        .await;
-                    return Ok(entry);
-                }
-                // A fresh record whose stored answer is gone or different:
-                // forget it, so that the answer is written again below.
-                _ if self.is_fresh(fresh) => record = None,
-                _ => {}
+            if let Some((body, left)) = self.fresh_answer(kind, &storage_key, fresh).await {
+                return Ok(self
+                    .cache_fresh(storage_key, body, content_type, left)
+                    .await);
+            }
+            // A fresh record whose stored answer is gone or different:
+            // forget it, so that the answer is written again below.
+            if self.is_fresh(fresh) {
+                record = None;
             }
         }
+        if self.inner.config.list_ttl.is_zero() {
+            return self
+                .fetch_mutable(kind, storage_key, module, &ask, content_type, record)
+                .await;
+        }
+        // Stale everywhere: one replica refreshes it, the others wait for
+        // its record and serve what it stored.
+        let found = || async {
+            let Some(fresh) = self.freshness(&storage_key).await else {
+                return Ok(None);
+            };
+            Ok(self.fresh_answer(kind, &storage_key, &fresh).await)
+        };
+        let fetch = || {
+            self.fetch_mutable(
+                kind,
+                storage_key.clone(),
+                module,
+                &ask,
+                content_type,
+                record,
+            )
+        };
+        let lease = key::answer_lease(&storage_key);
+        match self.leased(lease, kind.label(), found, fetch).await? {
+            Leased::Fetched(entry) => Ok(entry),
+            Leased::Found((body, left)) => Ok(self
+                .cache_fresh(storage_key, body, content_type, left)
+                .await),
+        }
+    }
+
+    /// The stored answer under `answer_key`, valid, if `record` says it is
+    /// fresh: its body and the TTL left.
+    async fn fresh_answer(
+        &self,
+        kind: Kind,
+        answer_key: &str,
+        record: &Freshness,
+    ) -> Option<(Bytes, Duration)> {
+        self.fresh_stored(kind, answer_key, record)
+            .await
+            .filter(|(body, _)| check_mutable(kind, body).is_ok())
+    }
+
+    /// Puts a fresh stored answer in the memory tier for the TTL it has left.
+    async fn cache_fresh(
+        &self,
+        storage_key: String,
+        body: Bytes,
+        content_type: &'static str,
+        left: Duration,
+    ) -> Arc<CachedFile> {
+        let entry = CachedFile::mutable(body, content_type, left);
+        self.inner
+            .cache
+            .insert(storage_key, Arc::clone(&entry))
+            .await;
+        entry
+    }
+
+    /// Asks the source; persists and caches a good answer, else falls back
+    /// to the last good one (or, in fallback mode, to stored versions).
+    async fn fetch_mutable(
+        &self,
+        kind: Kind,
+        storage_key: String,
+        module: &ModulePath,
+        ask: &Ask,
+        content_type: &'static str,
+        record: Option<Freshness>,
+    ) -> Result<Arc<CachedFile>, ProxyError> {
         let source = &self.pick(module).source;
         let host = source.host(module);
         let fetched = self
             .source_call(kind, &storage_key, &host, async {
-                match &ask {
+                match ask {
                     Ask::List => source.list(module).await,
                     Ask::Latest => source.latest(module).await,
                     Ask::Query(q) => source.query(module, q).await,
