@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use sparta_e2e::{GoEnv, Sparta, fixture, http_client, scratch_module, sha256_hex, version_path};
+use sparta_e2e::{
+    GoEnv, Sparta, fixture, http_client, metric_value, scratch_module, sha256_hex, version_path,
+};
 
 /// A second download of the same version, from an empty module cache, is
 /// served without asking upstream again; so is a third after a restart
@@ -61,6 +63,9 @@ async fn concurrent_cold_zip_requests_fetch_once() {
     let sparta = Sparta::for_fixture(&[]).await;
     let client = http_client();
     let url = Arc::new(format!("{}{path}", sparta.url));
+    // Upstream answers slowly, so every request arrives during the fetch.
+    fx.fault(serde_json::json!({"path": path, "kind": "delay", "delay_ms": 400, "times": 1}))
+        .await;
 
     let tasks: Vec<_> = (0..100)
         .map(|_| {
@@ -99,6 +104,20 @@ async fn concurrent_cold_zip_requests_fetch_once() {
         fx.count(&path).await - before,
         1,
         "100 cold requests must reach upstream once"
+    );
+    // They are all answered from the fetch's spool file, none from storage.
+    let page = sparta.metrics().await;
+    let storage_reads = r#"sparta_storage_operation_duration_seconds_count{op="get",outcome="ok"}"#;
+    let storage_misses =
+        r#"sparta_storage_operation_duration_seconds_count{op="get",outcome="not_found"}"#;
+    assert!(
+        metric_value(&page, storage_misses) >= 100.0,
+        "each cold request looks in storage first:\n{page}"
+    );
+    assert_eq!(
+        metric_value(&page, storage_reads),
+        0.0,
+        "requests that waited for the fetch read the zip back from storage"
     );
 }
 

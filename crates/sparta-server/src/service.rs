@@ -131,7 +131,7 @@ struct Inner {
     cache: MemoryCache,
     negative: Cache<String, ProxyError>,
     small_flights: Arc<Flights<Arc<CachedFile>>>,
-    zip_flights: Arc<Flights<()>>,
+    zip_flights: Arc<Flights<Option<Arc<immutable::FetchedZip>>>>,
     metrics: Metrics,
     /// Which versions the store holds (for `/catalog`, `/index`, `/ui`).
     catalog: sparta_catalog::Catalog,

@@ -19,6 +19,11 @@ pub(super) enum Leased<T, U> {
 }
 
 impl Proxy {
+    /// Whether fetches are coordinated across replicas through leases.
+    pub(super) fn leases_on(&self) -> bool {
+        matches!(self.inner.config.coordination, Coordination::Lease { .. })
+    }
+
     /// Runs `fetch` once across replicas when leases are in use: the lease
     /// holder fetches, the others wait for the object to appear in storage.
     /// `None` means another replica stored it and `fetch` did not run.

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::StreamExt;
+
 use sparta_core::zipcheck::MAX_ZIP_SIZE;
 use sparta_core::{FileKind, ModulePath, Version, key};
 use sparta_storage::{ObjectInfo, ObjectStream, PutOutcome};
@@ -123,7 +125,9 @@ impl Proxy {
             return Ok(body);
         }
         self.count_storage_zip(false);
-        self.fetch_zip_shared(module, version, &storage_key).await?;
+        if let Some(fetched) = self.fetch_zip_shared(module, version, &storage_key).await? {
+            return fetched.stream(range);
+        }
         if let Some(body) = self.tier_zip(&storage_key, range).await? {
             return Ok(body);
         }
@@ -157,19 +161,26 @@ impl Proxy {
             return Ok(info);
         }
         self.count_storage_zip(false);
-        self.fetch_zip_shared(module, version, &storage_key).await?;
+        if let Some(fetched) = self.fetch_zip_shared(module, version, &storage_key).await? {
+            return Ok(ObjectInfo {
+                size: fetched.size,
+                etag: None,
+            });
+        }
         self.timed_head(&storage_key).await?.ok_or_else(|| {
             ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
         })
     }
 
-    /// The one fetch of a missing zip that every waiter shares.
+    /// The one fetch of a missing zip that every waiter shares: the zip in
+    /// its spool file when this fetch stored it, `None` when it was stored
+    /// already (by an earlier fetch or another replica).
     async fn fetch_zip_shared(
         &self,
         module: &ModulePath,
         version: &Version,
         storage_key: &str,
-    ) -> Result<(), ProxyError> {
+    ) -> Result<Option<Arc<FetchedZip>>, ProxyError> {
         crate::audit::note_tier(crate::audit::Tier::Upstream);
         let this = self.clone();
         let (m, v) = (module.clone(), version.clone());
@@ -180,8 +191,7 @@ impl Proxy {
             storage_key,
             async move { this.fetch_zip(&m, &v, &k).await },
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn fetch_zip(
@@ -189,9 +199,11 @@ impl Proxy {
         module: &ModulePath,
         version: &Version,
         storage_key: &str,
-    ) -> Result<(), ProxyError> {
-        if self.timed_head(storage_key).await?.is_some() {
-            return Ok(());
+    ) -> Result<Option<Arc<FetchedZip>>, ProxyError> {
+        // Stored since the miss that got us here? With leases, the lease
+        // holder asks that itself, right after it takes the lease.
+        if !self.leases_on() && self.timed_head(storage_key).await?.is_some() {
+            return Ok(None);
         }
         if self.offline() {
             return Err(super::stored::not_stored(&format!(
@@ -200,7 +212,7 @@ impl Proxy {
         }
         self.check_negative(Kind::Zip, storage_key).await?;
         let picked = self.pick(module).clone();
-        self.coordinated(module, version, FileKind::Zip, storage_key, move || async move {
+        let fetched = self.coordinated(module, version, FileKind::Zip, storage_key, move || async move {
             let spool = tempfile::Builder::new()
                 .prefix("sparta-zip-")
                 .tempfile_in(&self.inner.config.spool_dir)
@@ -253,12 +265,13 @@ impl Proxy {
                 if let Some(tier) = &self.inner.config.disk_tier {
                     tier.fill_from_file(storage_key, spool.path()).await;
                 }
+                return Ok(Some(Arc::new(FetchedZip { spool, size, _slot: slot })));
             }
-            Ok(())
+            Ok(None)
         })
         .await?;
         // Stored by this fetch or by another replica: either way it is there.
-        Ok(())
+        Ok(fetched.flatten())
     }
 
     pub(super) async fn open_zip(
@@ -309,5 +322,44 @@ impl Proxy {
             Some(range) => range.resolve(file.size)?,
         };
         Ok(Some(super::disk_tier::stream_file(file, byte_range)))
+    }
+}
+
+/// A zip this replica has just fetched, checked and stored, still in its
+/// spool file. The requests that waited for the fetch read it from there
+/// rather than from storage: one storage GET less, and on object storage a
+/// round trip and the whole body less. Its spool bytes stay reserved (the
+/// slot) until the last of those responses is done with it.
+pub(super) struct FetchedZip {
+    spool: tempfile::NamedTempFile,
+    size: u64,
+    _slot: Arc<SpoolSlot>,
+}
+
+impl FetchedZip {
+    /// The zip, or `range` of it, read from the spool file; the stream
+    /// keeps the spool file (and its reservation) for as long as it lives.
+    fn stream(self: Arc<Self>, range: Option<RangeRequest>) -> Result<ObjectStream, ProxyError> {
+        let range = match range {
+            None => 0..self.size,
+            Some(range) => range.resolve(self.size)?,
+        };
+        let file = std::fs::File::open(self.spool.path())
+            .map_err(|e| ProxyError::Storage(format!("cannot reopen spool file: {e}")))?;
+        let keep = Arc::clone(&self);
+        let body = sparta_storage::file_stream(file, range.clone())
+            .map(move |chunk| {
+                let _spool = &keep;
+                chunk
+            })
+            .boxed();
+        Ok(ObjectStream {
+            info: ObjectInfo {
+                size: self.size,
+                etag: None,
+            },
+            range,
+            body,
+        })
     }
 }
