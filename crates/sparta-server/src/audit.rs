@@ -81,7 +81,9 @@ impl Entry<'_> {
     /// The JSON line, newline included. Written by hand: it is on every
     /// audited request's path, and the fields are few and fixed.
     pub fn line(&self) -> String {
-        let mut out = String::with_capacity(192 + self.path.len() * 2);
+        // Room for the fixed fields and the path twice (module and version
+        // repeat it), so one allocation holds the line.
+        let mut out = String::with_capacity(256 + self.path.len() * 2);
         out.push_str("{\"time\":\"");
         push_rfc3339(&mut out, self.time);
         out.push('"');
