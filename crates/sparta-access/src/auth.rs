@@ -11,15 +11,18 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::AccessError;
-use crate::credentials::{AuthFailure, Credential, Htpasswd, Tokens, parse_authorization};
+use crate::credentials::{
+    AuthFailure, Credential, Htpasswd, MAX_AUTHORIZATION, Tokens, parse_authorization,
+};
 
 /// How often a credential file's metadata is looked at, at most.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
-/// How long a verified password is remembered (bcrypt costs ~50-250 ms).
+/// How long a verified credential is remembered (bcrypt costs ~50-250 ms).
 const CACHE_TTL: Duration = Duration::from_secs(300);
-/// How many verified passwords are remembered.
+/// How many verified credentials are remembered.
 const CACHE_ENTRIES: usize = 4096;
 
 /// Who a request was authenticated as. Never holds the secret.
@@ -124,39 +127,62 @@ impl<T> Watched<T> {
     }
 }
 
-/// Passwords that passed bcrypt lately, keyed by a hash of user, password
-/// and file generation: a netrc client sends the same ones on every request.
+/// Credentials that passed lately, keyed by the SHA-256 of the whole
+/// `Authorization` value: a netrc client sends the same header on every
+/// request, so a hit costs one hash and no parsing, bcrypt or token scan.
+/// Only successes are kept, so bad credentials cannot grow it.
 #[derive(Default)]
 struct VerifiedCache {
-    entries: HashMap<[u8; 32], Instant>,
+    /// By the digest's first 8 bytes; the whole digest is compared in
+    /// constant time on a hit.
+    entries: HashMap<u64, Verified>,
+    /// Bumped (and the entries dropped) whenever a credential file reloads.
     generation: u64,
 }
 
+struct Verified {
+    digest: [u8; 32],
+    principal: Principal,
+    at: Instant,
+}
+
+/// The cache key of an `Authorization` value.
+fn digest(value: &[u8]) -> [u8; 32] {
+    Sha256::digest(value).into()
+}
+
+fn slot(digest: &[u8; 32]) -> u64 {
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
 impl VerifiedCache {
-    fn key(&self, user: &str, password: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(self.generation.to_le_bytes());
-        h.update((user.len() as u64).to_le_bytes());
-        h.update(user.as_bytes());
-        h.update(password.as_bytes());
-        h.finalize().into()
+    fn hit(&self, digest: &[u8; 32], now: Instant) -> Option<&Principal> {
+        let e = self.entries.get(&slot(digest))?;
+        let fresh = now.saturating_duration_since(e.at) < CACHE_TTL;
+        (bool::from(e.digest.ct_eq(digest)) && fresh).then_some(&e.principal)
     }
 
-    fn hit(&self, key: &[u8; 32], now: Instant) -> bool {
-        self.entries
-            .get(key)
-            .is_some_and(|at| now.saturating_duration_since(*at) < CACHE_TTL)
-    }
-
-    fn insert(&mut self, key: [u8; 32], now: Instant) {
+    /// Remembers a success decided under `generation`; a file reloaded
+    /// since then makes it stale, so it is not kept.
+    fn insert(&mut self, digest: [u8; 32], principal: Principal, generation: u64, now: Instant) {
+        if generation != self.generation {
+            return;
+        }
         if self.entries.len() >= CACHE_ENTRIES {
             self.entries
-                .retain(|_, at| now.saturating_duration_since(*at) < CACHE_TTL);
+                .retain(|_, e| now.saturating_duration_since(e.at) < CACHE_TTL);
             if self.entries.len() >= CACHE_ENTRIES {
                 self.entries.clear();
             }
         }
-        self.entries.insert(key, now);
+        self.entries.insert(
+            slot(&digest),
+            Verified {
+                digest,
+                principal,
+                at: now,
+            },
+        );
     }
 }
 
@@ -203,19 +229,16 @@ impl Authenticator {
     pub fn refresh(&self, now: Instant) -> Vec<AccessError> {
         let mut errors = Vec::new();
         let mut reloaded = false;
-        if let Some(w) = &self.htpasswd {
-            match w.refresh(now) {
-                Ok(r) => reloaded |= r,
-                Err(e) => errors.push(e),
-            }
-        }
-        if let Some(w) = &self.tokens
-            && let Err(e) = w.refresh(now)
-        {
-            errors.push(e);
-        }
+        let mut note = |r: Option<Result<bool, AccessError>>| match r {
+            Some(Ok(r)) => reloaded |= r,
+            Some(Err(e)) => errors.push(e),
+            None => {}
+        };
+        note(self.htpasswd.as_ref().map(|w| w.refresh(now)));
+        note(self.tokens.as_ref().map(|w| w.refresh(now)));
         if reloaded {
-            // A removed user or changed password must not outlive the file.
+            // A removed user, token or changed password must not outlive
+            // the file: drop what was verified against the old one.
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             cache.entries.clear();
             cache.generation += 1;
@@ -239,12 +262,28 @@ impl Authenticator {
         now: Instant,
     ) -> Result<Principal, AuthFailure> {
         let value = authorization.ok_or(AuthFailure::Missing)?;
-        match parse_authorization(value)? {
+        if value.len() > MAX_AUTHORIZATION {
+            return Err(AuthFailure::Malformed);
+        }
+        let key = digest(value);
+        if let Some(p) = self.cached(&key, now) {
+            return Ok(p);
+        }
+        // Read before the files' contents: a reload from here on makes
+        // the answer stale, and `remember` then drops it.
+        let generation = self.generation();
+        let result = match parse_authorization(value)? {
             Credential::Bearer(token) => self.token(&token),
             Credential::Basic { user, password } => {
                 let htpasswd = self.htpasswd.as_ref().map(Watched::current);
                 match htpasswd {
-                    Some(h) if h.has_user(&user) => self.password(&h, &user, &password, now),
+                    Some(h) if h.has_user(&user) => {
+                        if h.verify(&user, &password) {
+                            Ok(Principal::User(user))
+                        } else {
+                            Err(AuthFailure::Rejected)
+                        }
+                    }
                     // A netrc line may carry a token as its password; if it
                     // is none, the dummy hash makes an unknown user cost as
                     // much as a wrong password (no user enumeration by time).
@@ -254,37 +293,74 @@ impl Authenticator {
                     None => self.token(&password),
                 }
             }
-        }
+        };
+        self.remember(result, key, generation, now)
     }
 
-    /// Decides whatever needs no password hashing: tokens, malformed
-    /// headers, and passwords verified lately.
+    /// Decides whatever needs no password hashing: credentials verified
+    /// lately, tokens, and malformed headers.
     pub fn check_cached(&self, authorization: Option<&[u8]>, now: Instant) -> Check {
         let Some(value) = authorization else {
             return Check::Done(Err(AuthFailure::Missing));
         };
-        match parse_authorization(value) {
-            Err(e) => Check::Done(Err(e)),
-            Ok(Credential::Bearer(token)) => Check::Done(self.token(&token)),
-            Ok(Credential::Basic { user, password }) => {
-                let Some(htpasswd) = self.htpasswd.as_ref().map(Watched::current) else {
-                    return Check::Done(self.token(&password));
-                };
-                if !htpasswd.has_user(&user) {
-                    return match self.token(&password) {
-                        Ok(p) => Check::Done(Ok(p)),
-                        // Refused only after the dummy hash, off the async threads.
-                        Err(_) => Check::NeedsHash,
-                    };
-                }
-                let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                if cache.hit(&cache.key(&user, &password), now) {
-                    Check::Done(Ok(Principal::User(user)))
-                } else {
-                    Check::NeedsHash
-                }
-            }
+        if value.len() > MAX_AUTHORIZATION {
+            return Check::Done(Err(AuthFailure::Malformed));
         }
+        let key = digest(value);
+        if let Some(p) = self.cached(&key, now) {
+            return Check::Done(Ok(p));
+        }
+        let generation = self.generation();
+        let token = match parse_authorization(value) {
+            Err(e) => return Check::Done(Err(e)),
+            Ok(Credential::Bearer(token)) => token,
+            Ok(Credential::Basic { user, password }) => {
+                if let Some(htpasswd) = self.htpasswd.as_ref().map(Watched::current)
+                    && htpasswd.has_user(&user)
+                {
+                    return Check::NeedsHash;
+                }
+                let found = self.token(&password);
+                if found.is_err() && self.htpasswd.is_some() {
+                    // Refused only after the dummy hash, off the async threads.
+                    return Check::NeedsHash;
+                }
+                return Check::Done(self.remember(found, key, generation, now));
+            }
+        };
+        Check::Done(self.remember(self.token(&token), key, generation, now))
+    }
+
+    fn generation(&self) -> u64 {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation
+    }
+
+    fn cached(&self, key: &[u8; 32], now: Instant) -> Option<Principal> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.hit(key, now).cloned()
+    }
+
+    /// Keeps a success in the cache (unless a file reloaded since
+    /// `generation`), and passes the result on.
+    fn remember(
+        &self,
+        result: Result<Principal, AuthFailure>,
+        key: [u8; 32],
+        generation: u64,
+        now: Instant,
+    ) -> Result<Principal, AuthFailure> {
+        if let Ok(p) = &result {
+            self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                key,
+                p.clone(),
+                generation,
+                now,
+            );
+        }
+        result
     }
 
     fn token(&self, token: &str) -> Result<Principal, AuthFailure> {
@@ -293,31 +369,6 @@ impl Authenticator {
             .verify(token)
             .map(|name| Principal::Token(name.to_owned()))
             .ok_or(AuthFailure::Rejected)
-    }
-
-    fn password(
-        &self,
-        h: &Htpasswd,
-        user: &str,
-        password: &str,
-        now: Instant,
-    ) -> Result<Principal, AuthFailure> {
-        let key = {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            let key = cache.key(user, password);
-            if cache.hit(&key, now) {
-                return Ok(Principal::User(user.to_owned()));
-            }
-            key
-        };
-        if !h.verify(user, password) {
-            return Err(AuthFailure::Rejected);
-        }
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, now);
-        Ok(Principal::User(user.to_owned()))
     }
 }
 
@@ -453,9 +504,129 @@ mod tests {
         let mut c = VerifiedCache::default();
         let now = Instant::now();
         for i in 0..(CACHE_ENTRIES * 2) {
-            let k = c.key("u", &i.to_string());
-            c.insert(k, now);
+            let k = digest(i.to_string().as_bytes());
+            c.insert(k, Principal::User("u".into()), 0, now);
             assert!(c.entries.len() <= CACHE_ENTRIES);
         }
+    }
+
+    fn files(dir: &Path) -> (PathBuf, PathBuf) {
+        let users = dir.join("htpasswd");
+        let tokens = dir.join("tokens");
+        std::fs::write(
+            &users,
+            format!("alice:{}\n", bcrypt::hash("pw1", 4).unwrap()),
+        )
+        .unwrap();
+        std::fs::write(&tokens, format!("ci:{}\n", hash_token("tok"))).unwrap();
+        (users, tokens)
+    }
+
+    #[test]
+    fn bad_credentials_are_never_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let (users, tokens) = files(dir.path());
+        let a = Authenticator::open(Some(&users), Some(&tokens))
+            .unwrap()
+            .unwrap();
+        let t0 = Instant::now();
+        for i in 0..5000 {
+            let bearer = format!("Bearer bad-{i}");
+            assert_eq!(
+                a.check_cached(Some(bearer.as_bytes()), t0),
+                Check::Done(Err(AuthFailure::Rejected))
+            );
+            let basic = basic("x", &format!("bad-{i}"));
+            assert_eq!(a.check_cached(Some(&basic), t0), Check::NeedsHash);
+        }
+        assert_eq!(
+            a.authenticate(Some(&basic("alice", "wrong")), t0),
+            Err(AuthFailure::Rejected)
+        );
+        assert_eq!(a.cache.lock().unwrap().entries.len(), 0);
+        assert!(a.authenticate(Some(&basic("alice", "pw1")), t0).is_ok());
+        assert!(a.authenticate(Some(b"Bearer tok"), t0).is_ok());
+        assert_eq!(a.cache.lock().unwrap().entries.len(), 2);
+    }
+
+    #[test]
+    fn a_cached_credential_dies_with_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (users, tokens) = files(dir.path());
+        let a = Authenticator::open(Some(&users), Some(&tokens))
+            .unwrap()
+            .unwrap();
+        let t0 = Instant::now();
+        let alice = basic("alice", "pw1");
+        let ci = b"Bearer tok".to_vec();
+        assert_eq!(
+            a.authenticate(Some(&alice), t0),
+            Ok(Principal::User("alice".into()))
+        );
+        assert_eq!(
+            a.check_cached(Some(&ci), t0),
+            Check::Done(Ok(Principal::Token("ci".into())))
+        );
+        // Both are served from the cache now.
+        assert_eq!(a.cache.lock().unwrap().entries.len(), 2);
+        assert_eq!(
+            a.check_cached(Some(&alice), t0),
+            Check::Done(Ok(Principal::User("alice".into())))
+        );
+
+        // alice's password changes and the token is revoked: at the next
+        // check of the files neither works, cached or not.
+        std::fs::write(
+            &users,
+            format!("alice:{}\n", bcrypt::hash("pw2", 4).unwrap()),
+        )
+        .unwrap();
+        std::fs::write(&tokens, format!("other:{}\n", hash_token("tok2"))).unwrap();
+        let t1 = t0 + CHECK_EVERY;
+        assert!(a.refresh(t1).is_empty());
+        assert_eq!(a.check_cached(Some(&alice), t1), Check::NeedsHash);
+        assert_eq!(a.authenticate(Some(&alice), t1), Err(AuthFailure::Rejected));
+        assert_eq!(
+            a.check_cached(Some(&ci), t1),
+            Check::Done(Err(AuthFailure::Rejected))
+        );
+        assert_eq!(a.authenticate(Some(&ci), t1), Err(AuthFailure::Rejected));
+        assert_eq!(
+            a.authenticate(Some(&basic("alice", "pw2")), t1),
+            Ok(Principal::User("alice".into()))
+        );
+    }
+
+    #[test]
+    fn a_success_decided_before_a_reload_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (users, tokens) = files(dir.path());
+        let a = Authenticator::open(Some(&users), Some(&tokens))
+            .unwrap()
+            .unwrap();
+        let t0 = Instant::now();
+        // A verification that read the old file, finishing after a reload.
+        let generation = a.generation();
+        std::fs::write(&tokens, format!("ci:{}\n# revoked\n", hash_token("x"))).unwrap();
+        assert!(a.refresh(t0 + CHECK_EVERY).is_empty());
+        let key = digest(b"Bearer tok");
+        let late = a.remember(Ok(Principal::Token("ci".into())), key, generation, t0);
+        assert!(late.is_ok());
+        assert_eq!(a.cached(&key, t0), None);
+        assert_eq!(
+            a.check_cached(Some(b"Bearer tok"), t0 + CHECK_EVERY),
+            Check::Done(Err(AuthFailure::Rejected))
+        );
+    }
+
+    #[test]
+    fn entries_expire() {
+        let mut c = VerifiedCache::default();
+        let t0 = Instant::now();
+        let k = digest(b"Bearer tok");
+        c.insert(k, Principal::Token("ci".into()), 0, t0);
+        assert!(c.hit(&k, t0).is_some());
+        assert!(c.hit(&digest(b"Bearer tol"), t0).is_none());
+        assert!(c.hit(&k, t0 + CACHE_TTL).is_none());
     }
 }

@@ -2,6 +2,7 @@
 //! answer its audit line. Probes and `/metrics` pass untouched.
 
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{Method, header};
@@ -44,29 +45,32 @@ pub(crate) async fn guarded(state: &AppState, request: Request) -> (RouteKind, R
         };
     };
     let method = request.method().clone();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let target = proxy_path.and_then(file_target);
+    let request_id = request.headers().get("x-request-id").cloned();
     let (route, response, decision, tier) = match verdict {
         Err(refusal) => {
             let decision = refusal.label();
             (RouteKind::Other, refusal.into_response(), decision, None)
         }
+        // Only module files are audited when allowed.
+        Ok(()) if !proxy_path.is_some_and(may_be_file) => {
+            return crate::http::dispatch(state, request).await;
+        }
         Ok(()) => {
-            if target.is_none() {
-                // Only module files are audited when allowed.
-                let (route, response) = crate::http::dispatch(state, request).await;
-                return (route, response);
-            }
             let slot = TierSlot::default();
             let (route, response) =
                 audit::with_tier(Some(slot.clone()), crate::http::dispatch(state, request)).await;
-            (route, response, "allowed", Some(audit::tier_label(&slot)))
+            (route, response, "allowed", Some(slot))
         }
     };
+    let status = response.status();
+    let target = match proxy_path {
+        Some(p) if tier.as_ref().is_some_and(audit::by_path) => memory_target(p),
+        Some(p) => file_target(p),
+        None => None,
+    };
+    if decision == "allowed" && target.is_none() {
+        return (route, response);
+    }
     let bytes = if method == Method::HEAD {
         0
     } else {
@@ -81,25 +85,34 @@ pub(crate) async fn guarded(state: &AppState, request: Request) -> (RouteKind, R
         Some((m, v, f)) => (Some(m.as_str()), Some(v.as_str()), Some(*f)),
         None => (None, None, None),
     };
-    let served_ok = response.status().is_success();
     audit
         .record(&Entry {
-            time: audit::now_rfc3339(),
-            request_id: request_id.as_deref(),
-            principal: caller.principal.as_ref().map(|p| p.describe()),
-            client: caller.client.map(|c| c.to_string()),
+            time: SystemTime::now(),
+            request_id: request_id.as_ref().and_then(|v| v.to_str().ok()),
+            principal: caller.principal.as_ref(),
+            client: caller.client,
             method: method.as_str(),
             path: &path,
             module,
             version,
             file,
-            status: response.status().as_u16(),
+            status: status.as_u16(),
             bytes,
-            tier: tier.filter(|_| served_ok),
+            tier: tier
+                .as_ref()
+                .map(audit::tier_label)
+                .filter(|_| status.is_success()),
             decision,
         })
         .await;
     (route, response)
+}
+
+/// Whether `path` may name an `.info`, `.mod` or `.zip` file: every path
+/// [`file_target`] accepts passes (a `%` may hide anything).
+fn may_be_file(path: &str) -> bool {
+    path.contains('%')
+        || (path.contains("/@v/") && [".info", ".mod", ".zip"].iter().any(|e| path.ends_with(e)))
 }
 
 /// (module, version, file) of an `.info`, `.mod` or `.zip` request.
@@ -111,5 +124,96 @@ fn file_target(path: &str) -> Option<(String, String, &'static str)> {
         ProxyRequest::Mod(m, v) => Some((m.as_str().to_owned(), v.as_str().to_owned(), "mod")),
         ProxyRequest::Zip(m, v) => Some((m.as_str().to_owned(), v.as_str().to_owned(), "zip")),
         _ => None,
+    }
+}
+
+/// [`file_target`] of a path the memory cache answered under that very
+/// path ([`audit::Tier::MemoryByPath`]), without checking it again: it is
+/// then the storage key of a version file, its canonical escaped path
+/// (never `%`, never under `_sparta/`), put there after a request for it
+/// was parsed. Anything else takes the full parse.
+fn memory_target(path: &str) -> Option<(String, String, &'static str)> {
+    if path.contains('%') || path.starts_with("_sparta/") {
+        return file_target(path);
+    }
+    let fast = (|| {
+        let (module, file) = path.split_once("/@v/")?;
+        let (version, ext) = file.rsplit_once('.')?;
+        let kind = match ext {
+            "info" => "info",
+            "mod" => "mod",
+            "zip" => "zip",
+            _ => return None,
+        };
+        Some((unescape(module)?, unescape(version)?, kind))
+    })();
+    debug_assert_eq!(fast, file_target(path), "{path}");
+    fast.or_else(|| file_target(path))
+}
+
+/// `!x` -> `X`; `None` for what is no escaped form.
+fn unescape(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut bang = false;
+    for c in s.chars() {
+        match (bang, c) {
+            (true, 'a'..='z') => {
+                out.push(c.to_ascii_uppercase());
+                bang = false;
+            }
+            (true, _) => return None,
+            (false, '!') => bang = true,
+            (false, 'A'..='Z') => return None,
+            (false, c) if c.is_ascii() => out.push(c),
+            _ => return None,
+        }
+    }
+    (!bang).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_shortcut_agrees_with_the_parse() {
+        for path in [
+            "example.com/m/@v/v1.0.0.info",
+            "github.com/!azure/!s!d!k/v2/@v/v2.1.0-!r!c.1.mod",
+            "example.com/m/@v/v1.0.0+incompatible.zip",
+            "gopkg.in/yaml.v3/@v/v3.0.1.info",
+        ] {
+            assert!(may_be_file(path), "{path}");
+            let parsed = file_target(path);
+            assert!(parsed.is_some(), "{path}");
+            assert_eq!(memory_target(path), parsed, "{path}");
+        }
+        assert_eq!(
+            memory_target("github.com/!azure/x/@v/v1.0.0.info"),
+            Some(("github.com/Azure/x".into(), "v1.0.0".into(), "info"))
+        );
+        // What no storage key looks like falls back to the parse.
+        for path in ["x/@v/v1.0.0.info%20", "_sparta/query/x/@v/master.info"] {
+            assert_eq!(memory_target(path), file_target(path), "{path}");
+        }
+        for bad in ["A", "!", "a!", "!1", "é"] {
+            assert_eq!(unescape(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn whatever_parses_as_a_file_may_be_one() {
+        for path in [
+            "example.com/m/@v/v1.0.0.info",
+            "example.com/m/@v/v1.0.0%2Einfo",
+            "example.com/m/@v/master.info",
+            "example.com/m/@v/list",
+            "example.com/m/@latest",
+            "example.com/m/@v/v1.0.0.txt",
+        ] {
+            assert!(file_target(path).is_none() || may_be_file(path), "{path}");
+        }
+        assert!(!may_be_file("example.com/m/@v/list"));
+        assert!(!may_be_file("example.com/m/@latest"));
     }
 }

@@ -306,6 +306,8 @@ async fn memory_hit(state: &AppState, rest: &str) -> Option<(RouteKind, Arc<Cach
         return None;
     };
     let file = state.proxy.memory_hit(kind, rest).await?;
+    // The audit line takes the module and version from the path as it is.
+    crate::audit::note_tier(crate::audit::Tier::MemoryByPath);
     Some((route, file))
 }
 
