@@ -387,6 +387,12 @@ s3_ops() {
   done
   echo "$out"
 }
+# lease_ops URL: "<takes> <releases>": lease calls, each one to three S3
+# requests (a conditional PUT; a GET and a PUT more to take over; a GET and a
+# DELETE to release), which s3_ops does not count.
+lease_ops() {
+  echo "$(metric_sum "$1" sparta_storage_operation_duration_seconds_count 'op="lease"') $(metric_sum "$1" sparta_storage_operation_duration_seconds_count 'op="release"')"
+}
 client_reqs() { metric_sum "$1" sparta_http_requests_total; }
 # proxy_gets URL: GET requests for module files and answers (not /metrics,
 # probes or pages) so far.

@@ -103,7 +103,8 @@ for r in $(seq "$S3_ROUNDS"); do
     echo "$t" >>"$WORK/s3-graph-cold.txt"
   else S3_G_FAIL="cold sparta on S3: $(cat "$WORK/s3g.err")"; fi
   read -r g p h l < <(s3_ops "$SP")
-  S3_G_OPS="$g GET, $p PUT, $h HEAD, $l LIST for $(client_reqs "$SP") client requests"
+  read -r lt lr < <(lease_ops "$SP")
+  S3_G_OPS="$g GET, $p PUT, $h HEAD, $l LIST, $lt lease takes, $lr releases for $(client_reqs "$SP") client requests"
   stop_sparta
 done
 [ -z "$S3_G_FAIL" ] && check_ok "cold graph on S3: every hash matches" "" || check_fail "cold graph on S3: every hash matches" "$S3_G_FAIL"

@@ -69,10 +69,12 @@ for i in 0 1 2; do
   line=$(cat "$WORK/scale-wrk-$i.txt")
   case $line in WRK\ requests=*) SC_ERR=$((SC_ERR + $(wrk_errors "$line"))) ;; *) SC_ERR=$((SC_ERR + 1)) ;; esac
 done
-SC_GET=0 SC_PUT=0 SC_HEAD=0 SC_LIST=0 SC_UP=0
+SC_GET=0 SC_PUT=0 SC_HEAD=0 SC_LIST=0 SC_UP=0 SC_LEASE=0 SC_RELEASE=0
 for u in "${SC_URLS[@]}"; do
   read -r g p h l < <(s3_ops "$u")
   SC_GET=$((SC_GET + g)) SC_PUT=$((SC_PUT + p)) SC_HEAD=$((SC_HEAD + h)) SC_LIST=$((SC_LIST + l))
+  read -r lt lr < <(lease_ops "$u")
+  SC_LEASE=$((SC_LEASE + lt)) SC_RELEASE=$((SC_RELEASE + lr))
   SC_CLIENT=$((SC_CLIENT + $(client_reqs "$u")))
   SC_UP=$((SC_UP + $(metric_sum "$u" sparta_upstream_fetches_total)))
 done
@@ -84,6 +86,6 @@ else
   check_fail "scale: 3 replicas answer the Zipf workload without errors" "$SC_ERR errors (see $WORK/scale-wrk-*.txt)"
 fi
 k() { calc "$1 * 1000 / ($SC_CLIENT > 0 ? $SC_CLIENT : 1)" 1; }
-extra_row "10" "3 replicas, one bucket, Zipf mix: S3 GET / PUT / HEAD / LIST per 1,000 client requests" "$(k $SC_GET) / $(k $SC_PUT) / $(k $SC_HEAD) / $(k $SC_LIST)" "$SC_CLIENT client requests over $SC_UNIVERSE paths" "" "" ""
+extra_row "10" "3 replicas, one bucket, Zipf mix: S3 GET / PUT / HEAD / LIST per 1,000 client requests" "$(k $SC_GET) / $(k $SC_PUT) / $(k $SC_HEAD) / $(k $SC_LIST)" "$SC_CLIENT client requests over $SC_UNIVERSE paths; lease takes / releases per 1,000: $(k $SC_LEASE) / $(k $SC_RELEASE)" "" "" ""
 extra_row "10" "3 replicas: upstream list fetches per module within one --list-ttl (max; @latest max)" "$SC_LMAX; @latest $SC_LATMAX" "$SC_LTOTAL list fetches for $SC_LMODS modules" "" "1 per module per --list-ttl" "$(met_ratio "$SC_LMAX" '<=' 1)"
 extra_row "10" "3 replicas: upstream requests per 1,000 client requests" "$(k "$SC_UP")" "fixture counted $SC_FX; $SC_UNIVERSE distinct paths" "" "<= distinct paths asked" "$(met_ratio "$SC_FX" '<=' "$SC_UNIVERSE")"

@@ -221,6 +221,21 @@ async fn replicas_refresh_a_list_once_per_ttl() {
             b.log()
         );
     }
+    // The leases are counted with the storage operations: one replica took
+    // each, the other found it held.
+    let series = |outcome: &str| {
+        format!(
+            r#"sparta_storage_operation_duration_seconds_count{{op="lease",outcome="{outcome}"}}"#
+        )
+    };
+    let (pa, pb) = (a.metrics().await, b.metrics().await);
+    let count =
+        |outcome: &str| metric_value(&pa, &series(outcome)) + metric_value(&pb, &series(outcome));
+    assert!(count("ok") >= 2.0, "lease takes not counted:\n{pa}\n{pb}");
+    assert!(
+        count("not_found") >= 1.0,
+        "held leases not counted:\n{pa}\n{pb}"
+    );
 }
 
 /// The coordination mode a replica reports in `sparta_fetch_coordination`

@@ -76,11 +76,13 @@ impl Proxy {
         let mut deadline = Instant::now() + ttl * 4;
         let mut pause = Duration::from_millis(50);
         loop {
-            let acquired = self
-                .inner
-                .store
-                .try_acquire_lease(&lease_key, &self.inner.config.holder, ttl)
-                .await;
+            // Timed as storage op "lease" (outcome not_found: held by
+            // another replica), so that lease requests show beside the rest.
+            let acquire =
+                self.inner
+                    .store
+                    .try_acquire_lease(&lease_key, &self.inner.config.holder, ttl);
+            let acquired = self.timed_storage("lease", acquire).await;
             match acquired {
                 Ok(Some(lease)) => {
                     // Renewed while the fetch runs, so a long fetch keeps it.
@@ -97,8 +99,9 @@ impl Proxy {
                     // The result is stored (or failed): whoever waits on the
                     // lease checks storage first, so the release need not
                     // delay this answer.
+                    let this = self.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = guard.release().await {
+                        if let Err(e) = this.timed_storage("release", guard.release()).await {
                             warn!(key = %lease_key, error = %e, "could not release lease");
                         }
                     });
