@@ -178,7 +178,7 @@ impl Vcs {
         module: &ModulePath,
         refresh: bool,
         version: Option<&Version>,
-    ) -> Result<(Mirror, RepoRoot, repo::Refs), VcsError> {
+    ) -> Result<(Mirror, RepoRoot, Arc<repo::Refs>, Arc<mirror::Memo>), VcsError> {
         let root = self.discover(module).await?;
         // A tagged version needs only its tag; a pseudo-version needs history.
         let tag = match version {
@@ -189,7 +189,7 @@ impl Vcs {
                     String::new(),
                     module.clone(),
                     &root.root,
-                    repo::Refs::new(),
+                    Default::default(),
                 )?
                 .rev_to_rev(v.as_str()),
             ),
@@ -210,8 +210,8 @@ impl Vcs {
                 }
             });
         }
-        let refs = repo::refs(&self.inner.mirrors.git, &mirror.dir).await?;
-        Ok((mirror, root, refs))
+        let (refs, memo) = self.inner.mirrors.refs(&mirror.dir).await?;
+        Ok((mirror, root, refs, memo))
     }
 
     /// Runs `f` on the module's repository as mirrored; if it finds nothing
@@ -249,7 +249,7 @@ impl Vcs {
         refresh: bool,
         version: Option<&Version>,
     ) -> Result<(Mirror, Arc<CodeRepo>), VcsError> {
-        let (mirror, root, refs) = self.open(module, refresh, version).await?;
+        let (mirror, root, refs, memo) = self.open(module, refresh, version).await?;
         let mut code = CodeRepo::new(
             self.inner.mirrors.git.clone(),
             mirror.dir.clone(),
@@ -259,6 +259,7 @@ impl Vcs {
             refs,
         )?;
         code.shallow = mirror::is_shallow(&mirror.dir);
+        code.memo = memo;
         Ok((mirror, Arc::new(code)))
     }
 
@@ -400,9 +401,9 @@ impl Vcs {
                 if v.is_pseudo() {
                     c.stat(v.as_str()).await?;
                 }
-                let (hash, dir, _) = c.find_dir(v.as_str()).await?;
+                let (hash, dir, gomod) = c.find_dir(v.as_str()).await?;
                 info!(repository = %scrub::scrub(&c.url), revision = %hash, subdir = %dir, "building module zip");
-                zipper::build(&c.git, &c.dir, &c.mod_path, &v, &hash, &dir, max, &out).await
+                zipper::build(&c.git, &c.dir, &c.mod_path, &v, (&hash, &dir, gomod), max, &out).await
                 }
             }),
         )

@@ -21,8 +21,37 @@ use crate::credentials::Credentials;
 use crate::git::{CallCreds, Git};
 use crate::metrics::VcsMetrics;
 use crate::netcheck::resolve_checked;
+use crate::repo::{self, Refs};
 use crate::scrub::scrub_secrets;
 use crate::{NetPolicy, VcsError};
+
+/// `find_dir` answers (commit, module directory, go.mod) by module path
+/// and version, for the refs of one generation: the go command asks .info,
+/// .mod and .zip of a version one after the other, and each needs them.
+#[derive(Default)]
+pub(crate) struct Memo(Mutex<HashMap<(String, String), FoundDir>>);
+
+/// What `find_dir` answers.
+pub(crate) type FoundDir = (String, String, Option<Vec<u8>>);
+
+impl Memo {
+    pub fn get(&self, module: &str, version: &str) -> Option<FoundDir> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&(module.to_owned(), version.to_owned())).cloned()
+    }
+
+    pub fn put(&self, module: &str, version: &str, found: &FoundDir) {
+        // Bounded: a few hundred small entries per mirror.
+        if found.2.as_ref().is_some_and(|g| g.len() > 64 << 10) {
+            return;
+        }
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= 256 {
+            m.clear();
+        }
+        m.insert((module.to_owned(), version.to_owned()), found.clone());
+    }
+}
 
 /// A mirror ready to read: its directory and the URL it mirrors.
 #[derive(Clone)]
@@ -53,6 +82,22 @@ struct Entry {
     slot: Arc<tokio::sync::Mutex<Slot>>,
     bytes: u64,
     used: u64,
+    /// Bumped by every fetch: refs read at an older one are stale.
+    generation: u64,
+    /// The refs as read at a generation, and what was resolved with them.
+    refs: Option<(u64, Arc<Refs>, Arc<Memo>)>,
+}
+
+impl Entry {
+    fn new(bytes: u64) -> Self {
+        Entry {
+            slot: Arc::default(),
+            bytes,
+            used: 0,
+            generation: 0,
+            refs: None,
+        }
+    }
 }
 
 pub(crate) struct Mirrors {
@@ -91,14 +136,8 @@ impl Mirrors {
             for e in dir.flatten() {
                 let p = e.path();
                 if p.extension().is_some_and(|x| x == "git") {
-                    map.insert(
-                        p.clone(),
-                        Entry {
-                            slot: Arc::default(),
-                            bytes: dir_size(&p),
-                            used: 0,
-                        },
-                    );
+                    let bytes = dir_size(&p);
+                    map.insert(p, Entry::new(bytes));
                 }
             }
         }
@@ -126,13 +165,47 @@ impl Mirrors {
         let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         g.0 += 1;
         let tick = g.0;
-        let e = g.1.entry(dir.to_owned()).or_insert_with(|| Entry {
-            slot: Arc::default(),
-            bytes: 0,
-            used: 0,
-        });
+        let e = g.1.entry(dir.to_owned()).or_insert_with(|| Entry::new(0));
         e.used = tick;
         e.slot.clone()
+    }
+
+    /// The refs of the mirror in `dir`, read once per fetch rather than once
+    /// per request: only a fetch changes them, and each one bumps the
+    /// mirror's generation.
+    /// With them, the memo of what was resolved at the same refs.
+    pub async fn refs(&self, dir: &Path) -> Result<(Arc<Refs>, Arc<Memo>), VcsError> {
+        let generation = {
+            let g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            match g.1.get(dir) {
+                Some(e) => match &e.refs {
+                    Some((at, refs, memo)) if *at == e.generation => {
+                        return Ok((refs.clone(), memo.clone()));
+                    }
+                    _ => e.generation,
+                },
+                None => 0,
+            }
+        };
+        let refs = Arc::new(repo::refs(&self.git, dir).await?);
+        let memo = Arc::new(Memo::default());
+        let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // Kept only if no fetch ended while they were read.
+        if let Some(e) = g.1.get_mut(dir)
+            && e.generation == generation
+        {
+            e.refs = Some((generation, refs.clone(), memo.clone()));
+        }
+        Ok((refs, memo))
+    }
+
+    /// After a fetch (whatever its outcome): refs read before are stale.
+    fn fetched(&self, dir: &Path) {
+        let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = g.1.get_mut(dir) {
+            e.generation += 1;
+            e.refs = None;
+        }
     }
 
     /// Credentials and address pins for one call against `url`; checks the
@@ -206,6 +279,7 @@ impl Mirrors {
         if let Some(what) = fetch {
             let started = Instant::now();
             let mut result = self.fetch(&dir, url, exists, what).await;
+            self.fetched(&dir);
             if matches!(what, Fetch::Tag(_))
                 && matches!(result, Err(VcsError::NotFound(_) | VcsError::Failed(_)))
             {
@@ -213,6 +287,7 @@ impl Mirrors {
                 // the complete fetch decides.
                 let exists = dir.join("HEAD").exists();
                 result = self.fetch(&dir, url, exists, Fetch::Complete).await;
+                self.fetched(&dir);
                 if result.is_ok() {
                     state.last_fetch = Some(Instant::now());
                 }

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use sparta_core::modzip::{EntryKind, RepoEntry};
 
 use crate::VcsError;
-use crate::git::{CallCreds, Git, kill_group};
+use crate::git::{CallCreds, Git};
 
 /// Largest listing read from git (refs, trees): generous, but bounded.
 const MAX_LISTING: usize = 256 << 20;
@@ -70,94 +70,188 @@ pub(crate) async fn refs(git: &Git, dir: &Path) -> Result<Refs, VcsError> {
     Ok(refs)
 }
 
+/// One `git cat-file --batch` for the reads of one request (commits and
+/// files): one process for them all instead of one or two per object.
+/// Started on first use; each exchange is time-bounded, and a process that
+/// failed, timed out or was left mid-object is dropped (killed) and the next
+/// read starts another.
+pub(crate) struct Batch {
+    git: Git,
+    dir: PathBuf,
+    proc: tokio::sync::Mutex<Option<BatchProc>>,
+}
+
+/// An object as `cat-file --batch` gives it.
+struct Found {
+    oid: String,
+    kind: String,
+    data: Vec<u8>,
+}
+
+struct BatchProc {
+    // Killed on drop (`kill_on_drop`); cat-file starts no children.
+    _child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
+}
+
+impl BatchProc {
+    fn start(git: &Git, dir: &Path) -> Result<Self, VcsError> {
+        let mut cmd = git.command(Some(dir), &["cat-file", "--batch"], &CallCreds::default());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| VcsError::Failed(format!("starting git cat-file: {e}")))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = tokio::io::BufReader::with_capacity(
+            64 << 10,
+            child.stdout.take().expect("piped stdout"),
+        );
+        Ok(BatchProc {
+            _child: child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// Asks for `name`; None when git has no such object (or the name is
+    /// ambiguous), else its object id, type and content. Over `max` bytes is TooLarge,
+    /// and leaves the process mid-object: the caller drops it.
+    async fn get(&mut self, name: &str, max: u64) -> Result<Option<Found>, VcsError> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let io = |e: std::io::Error| VcsError::Failed(format!("git cat-file: {e}"));
+        self.stdin
+            .write_all(format!("{name}\n").as_bytes())
+            .await
+            .map_err(io)?;
+        self.stdin.flush().await.map_err(io)?;
+        let mut header = String::new();
+        (&mut self.stdout)
+            .take(4096)
+            .read_line(&mut header)
+            .await
+            .map_err(io)?;
+        let f: Vec<&str> = header.split_whitespace().collect();
+        let (oid, kind, size) = match f[..] {
+            [oid, kind, size] => (
+                oid.to_owned(),
+                kind.to_owned(),
+                size.parse::<u64>()
+                    .map_err(|_| VcsError::Failed(format!("git cat-file: {}", header.trim())))?,
+            ),
+            [_, "missing" | "ambiguous"] => return Ok(None),
+            _ => {
+                return Err(VcsError::Failed(format!("git cat-file: {}", header.trim())));
+            }
+        };
+        if size > max {
+            return Err(VcsError::TooLarge(format!(
+                "{name} is {size} bytes, over the limit of {max}"
+            )));
+        }
+        // The content, then the newline that ends it.
+        let mut data = vec![0u8; size as usize + 1];
+        self.stdout.read_exact(&mut data).await.map_err(io)?;
+        data.pop();
+        Ok(Some(Found { oid, kind, data }))
+    }
+}
+
+impl Batch {
+    pub fn new(git: Git, dir: PathBuf) -> Self {
+        Batch {
+            git,
+            dir,
+            proc: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The type and content of object `name` (any revision expression, as
+    /// `hash^{commit}` or `hash:path`), or None when there is none.
+    async fn get(&self, name: &str, max: u64) -> Result<Option<Found>, VcsError> {
+        if name.contains(['\n', '\r']) {
+            return Ok(None);
+        }
+        let mut slot = self.proc.lock().await;
+        if slot.is_none() {
+            *slot = Some(BatchProc::start(&self.git, &self.dir)?);
+        }
+        let proc = slot.as_mut().expect("started above");
+        match tokio::time::timeout(self.git.timeout, proc.get(name, max)).await {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(e)) => {
+                *slot = None;
+                Err(e)
+            }
+            Err(_) => {
+                *slot = None;
+                Err(VcsError::Timeout(format!(
+                    "git cat-file took longer than {:?}",
+                    self.git.timeout
+                )))
+            }
+        }
+    }
+}
+
+/// The committer time (Unix seconds) in a raw commit object.
+fn committer_time(raw: &[u8]) -> Option<i64> {
+    let text = String::from_utf8_lossy(raw);
+    let line = text
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find(|l| l.starts_with("committer "))?;
+    // `committer Name <mail> 1700000000 +0000`: the time is next to last.
+    let mut f = line.rsplit(' ');
+    let _tz = f.next()?;
+    f.next()?.parse().ok()
+}
+
 /// The commit `rev` names (a full hash, a hash prefix or a ref), or None.
 pub(crate) async fn commit(
-    git: &Git,
-    dir: &Path,
+    batch: &Batch,
     rev: &str,
     refs: &Refs,
 ) -> Result<Option<Commit>, VcsError> {
     let spec = format!("{rev}^{{commit}}");
-    let out = git
-        .run(
-            Some(dir),
-            &[
-                "log",
-                "--no-decorate",
-                "-n1",
-                "--format=format:%H %ct",
-                "--end-of-options",
-                &spec,
-                "--",
-            ],
-            &CallCreds::default(),
-            1 << 16,
-        )
-        .await?;
-    if !out.success {
-        return Ok(None);
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut f = text.split_whitespace();
-    let (Some(name), Some(time)) = (f.next(), f.next()) else {
+    let Some(found) = batch.get(&spec, 1 << 20).await? else {
         return Ok(None);
     };
-    let time = time
-        .parse()
-        .map_err(|_| VcsError::Failed(format!("git log gave the time {time:?}")))?;
+    if found.kind != "commit" {
+        return Ok(None);
+    }
+    let time = committer_time(&found.data)
+        .ok_or_else(|| VcsError::Failed(format!("commit {rev} has no committer time")))?;
+    // The full hash `rev^{commit}` peeled to.
+    let name = found.oid;
     let mut tags: Vec<String> = refs
         .iter()
         .filter(|(_, h)| h.as_str() == name)
         .filter_map(|(r, _)| r.strip_prefix("refs/tags/").map(str::to_owned))
         .collect();
     tags.sort();
-    Ok(Some(Commit {
-        name: name.to_owned(),
-        time,
-        tags,
-    }))
+    Ok(Some(Commit { name, time, tags }))
 }
 
 /// The content of `path` at commit `hash`, or None if there is no such file;
 /// more than `max` bytes is TooLarge.
 pub(crate) async fn read_file(
-    git: &Git,
-    dir: &Path,
+    batch: &Batch,
     hash: &str,
     path: &str,
     max: u64,
 ) -> Result<Option<Vec<u8>>, VcsError> {
     let spec = format!("{hash}:{path}");
-    let size = git
-        .run(
-            Some(dir),
-            &["cat-file", "-s", "--end-of-options", &spec],
-            &CallCreds::default(),
-            1 << 10,
-        )
-        .await?;
-    if !size.success {
-        return Ok(None);
+    match batch.get(&spec, max).await {
+        // A tree at that path is not a file.
+        Ok(found) => Ok(found.and_then(|f| (f.kind == "blob").then_some(f.data))),
+        Err(VcsError::TooLarge(_)) => Err(VcsError::TooLarge(format!(
+            "{path} is over the limit of {max} bytes"
+        ))),
+        Err(e) => Err(e),
     }
-    let n: u64 = String::from_utf8_lossy(&size.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(u64::MAX);
-    if n > max {
-        return Err(VcsError::TooLarge(format!(
-            "{path} is {n} bytes, over the limit of {max}"
-        )));
-    }
-    let out = git
-        .run(
-            Some(dir),
-            &["cat-file", "blob", "--end-of-options", &spec],
-            &CallCreds::default(),
-            max as usize + 1,
-        )
-        .await?;
-    // A tree at that path is not a file.
-    Ok(out.success.then_some(out.stdout))
 }
 
 /// Every entry matching `pathspec` (None for all) at commit `hash`, with
@@ -321,7 +415,8 @@ impl BlobReader {
 
 impl Drop for BlobReader {
     fn drop(&mut self) {
-        kill_group(Some(self.child.id()));
+        // cat-file starts no children: killing it is enough (no `kill` process).
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
@@ -341,5 +436,97 @@ impl Read for BlobStream<'_> {
             self.inner.get_mut().read_exact(&mut nl)?;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A repository with one commit (committer time 1700000000): go.mod, a
+    /// directory, and a file of 100 bytes.
+    fn repo() -> (tempfile::TempDir, Git, String) {
+        let t = tempfile::tempdir().unwrap();
+        let work = t.path().join("work");
+        let sh = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .current_dir(&work)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_COMMITTER_DATE", "1700000000 +0200")
+                .env("GIT_AUTHOR_DATE", "1600000000 +0000")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        std::fs::create_dir_all(work.join("sub")).unwrap();
+        std::fs::write(work.join("go.mod"), "module x\n").unwrap();
+        std::fs::write(work.join("sub/big.txt"), "x".repeat(100)).unwrap();
+        sh(&["init", "-q"]);
+        sh(&["add", "."]);
+        sh(&[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "one",
+        ]);
+        let hash = sh(&["rev-parse", "HEAD"]).trim().to_owned();
+        let home = t.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let git = Git {
+            timeout: Duration::from_secs(60),
+            home,
+            allow_file: false,
+        };
+        (t, git, hash)
+    }
+
+    #[tokio::test]
+    async fn one_batch_reads_commits_and_files_and_recovers_after_a_refusal() {
+        let (t, git, hash) = repo();
+        let batch = Batch::new(git, t.path().join("work/.git"));
+        let mut refs = Refs::new();
+        refs.insert("refs/tags/v1.0.0".into(), hash.clone());
+        // A prefix resolves to the full hash, with the committer's time.
+        let c = commit(&batch, &hash[..12], &refs).await.unwrap().unwrap();
+        assert_eq!((c.name.as_str(), c.time), (hash.as_str(), 1_700_000_000));
+        assert_eq!(c.tags, ["v1.0.0"]);
+        assert!(
+            commit(&batch, "0123456789ab", &refs)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let gomod = read_file(&batch, &hash, "go.mod", 1 << 10).await.unwrap();
+        assert_eq!(gomod.as_deref(), Some(&b"module x\n"[..]));
+        // No file, a directory: none.
+        assert!(
+            read_file(&batch, &hash, "nope", 1 << 10)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            read_file(&batch, &hash, "sub", 1 << 10)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Over the bound: refused, and the next read still works.
+        let r = read_file(&batch, &hash, "sub/big.txt", 99).await;
+        assert!(matches!(r, Err(VcsError::TooLarge(_))), "{:?}", r.err());
+        let big = read_file(&batch, &hash, "sub/big.txt", 100).await.unwrap();
+        assert_eq!(big.map(|b| b.len()), Some(100));
+        assert!(
+            read_file(&batch, &hash, "go.mod\nHEAD", 1 << 10)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

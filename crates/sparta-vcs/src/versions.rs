@@ -6,6 +6,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use sparta_core::module::split_path_version;
 use sparta_core::version::{canonical, compare, pseudo_version};
@@ -13,7 +14,8 @@ use sparta_core::zipcheck::MAX_GOMOD_SIZE;
 use sparta_core::{ModulePath, Version};
 
 use crate::git::Git;
-use crate::repo::{self, Commit, Refs};
+use crate::mirror::Memo;
+use crate::repo::{self, Batch, Commit, Refs};
 use crate::timefmt::{pseudo_timestamp, rfc3339};
 
 #[path = "versions_check.rs"]
@@ -32,9 +34,13 @@ pub(crate) struct CodeRepo {
     path_prefix: String,
     path_major: String,
     pseudo_major: String,
-    pub refs: Refs,
+    pub refs: Arc<Refs>,
+    /// Reads commits and files: one `cat-file --batch` for this request.
+    pub batch: Batch,
     /// A mirror holding single tags only (see mirror.rs): no history, few refs.
     pub shallow: bool,
+    /// `find_dir` answers at these refs, shared by the requests that use them.
+    pub memo: Arc<Memo>,
 }
 
 /// `semver.Compare` over strings that may be non-canonical or invalid
@@ -91,7 +97,7 @@ impl CodeRepo {
         url: String,
         mod_path: ModulePath,
         code_root: &str,
-        refs: Refs,
+        refs: Arc<Refs>,
     ) -> Result<Self, VcsError> {
         let path = mod_path.as_str();
         let in_root = path == code_root || path.starts_with(&format!("{code_root}/"));
@@ -117,6 +123,7 @@ impl CodeRepo {
         let (path_prefix, pseudo_major) = (prefix.to_owned(), path_major_prefix(major));
         let path_major = major.to_owned();
         Ok(CodeRepo {
+            batch: Batch::new(git.clone(), dir.clone()),
             git,
             dir,
             url,
@@ -128,6 +135,7 @@ impl CodeRepo {
             pseudo_major,
             refs,
             shallow: false,
+            memo: Arc::default(),
         })
     }
 
@@ -150,7 +158,7 @@ impl CodeRepo {
     }
 
     async fn read(&self, hash: &str, file: &str) -> Result<Option<Vec<u8>>, VcsError> {
-        repo::read_file(&self.git, &self.dir, hash, file, MAX_GOMOD_SIZE).await
+        repo::read_file(&self.batch, hash, file, MAX_GOMOD_SIZE).await
     }
 
     /// `codeRepo.Versions`: tagged versions, with `+incompatible` ones where allowed.
@@ -220,7 +228,7 @@ impl CodeRepo {
     /// `gitRepo.stat`: the commit a revision names, and the ref it came by.
     pub async fn stat_commit_ref(&self, rev: &str) -> Result<(Commit, String), VcsError> {
         let hexlike = (7..=40).contains(&rev.len()) && rev.bytes().all(|b| b.is_ascii_hexdigit());
-        if hexlike && let Some(c) = repo::commit(&self.git, &self.dir, rev, &self.refs).await? {
+        if hexlike && let Some(c) = repo::commit(&self.batch, rev, &self.refs).await? {
             return Ok((c, String::new()));
         }
         let (r, hash) = if let Some(h) = self.refs.get(&format!("refs/tags/{rev}")) {
@@ -235,7 +243,7 @@ impl CodeRepo {
                 self.mod_path
             )));
         };
-        let c = repo::commit(&self.git, &self.dir, hash, &self.refs)
+        let c = repo::commit(&self.batch, hash, &self.refs)
             .await?
             .ok_or_else(|| {
                 VcsError::NotFound(format!("{}@{rev}: unknown revision {rev}", self.mod_path))
@@ -291,7 +299,7 @@ impl CodeRepo {
             .get("HEAD")
             .ok_or_else(|| VcsError::NotFound(format!("{}: no commits", self.mod_path)))?
             .clone();
-        let c = repo::commit(&self.git, &self.dir, &hash, &self.refs)
+        let c = repo::commit(&self.batch, &hash, &self.refs)
             .await?
             .ok_or_else(|| VcsError::NotFound(format!("{}: no commits", self.mod_path)))?;
         let version = self.convert(&c, &hash, "").await?;

@@ -8,6 +8,7 @@ use sparta_core::gomod::module_directive;
 
 use super::{CodeRepo, invalid, is_major, major_of, semver_cmp};
 use crate::VcsError;
+use crate::mirror::FoundDir;
 use crate::repo;
 use crate::repo::Commit;
 use crate::timefmt::pseudo_timestamp;
@@ -80,11 +81,20 @@ impl CodeRepo {
         }
     }
 
-    /// `codeRepo.findDir`: the commit, module directory and go.mod of a version.
-    pub async fn find_dir(
-        &self,
-        version: &str,
-    ) -> Result<(String, String, Option<Vec<u8>>), VcsError> {
+    /// `codeRepo.findDir`: the commit, module directory and go.mod of a
+    /// version; answered from the memo when these refs answered it before.
+    pub async fn find_dir(&self, version: &str) -> Result<FoundDir, VcsError> {
+        // The answer depends on where the repository is rooted, too.
+        let module = format!("{} {}", self.code_root, self.mod_path);
+        if let Some(found) = self.memo.get(&module, version) {
+            return Ok(found);
+        }
+        let found = self.find_dir_in_tree(version).await?;
+        self.memo.put(&module, version, &found);
+        Ok(found)
+    }
+
+    async fn find_dir_in_tree(&self, version: &str) -> Result<FoundDir, VcsError> {
         let rev = self.rev_to_rev(version);
         let c = self.stat_commit(&rev).await?;
         let join = |d: &str, f: &str| {

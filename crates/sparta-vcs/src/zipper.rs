@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use sparta_core::modzip::{self, EntryKind};
-use sparta_core::zipcheck::MAX_GOMOD_SIZE;
 use sparta_core::{CoreError, ModulePath, Version};
 
 use crate::VcsError;
@@ -21,15 +20,14 @@ fn zip_error(e: CoreError) -> VcsError {
     }
 }
 
-/// Writes the zip of `module@version` (commit `hash`, directory `subdir`) to `out`.
-#[allow(clippy::too_many_arguments)]
+/// Writes the zip of `module@version` to `out`, from what `find_dir`
+/// found: its commit `hash`, directory `subdir` and the go.mod there.
 pub(crate) async fn build(
     git: &Git,
     dir: &Path,
     module: &ModulePath,
     version: &Version,
-    hash: &str,
-    subdir: &str,
+    (hash, subdir, gomod): (&str, &str, Option<Vec<u8>>),
     max_zip_size: u64,
     out: &Path,
 ) -> Result<u64, VcsError> {
@@ -43,13 +41,12 @@ pub(crate) async fn build(
     } else {
         format!("{subdir}/go.mod")
     };
-    let root_gomod = match listed
+    // find_dir read that go.mod; the zip's rules want it only as a regular file.
+    let root_gomod = listed
         .iter()
-        .find(|(e, _)| e.path == gomod_path && e.kind == EntryKind::File)
-    {
-        Some(_) => repo::read_file(git, dir, hash, &gomod_path, MAX_GOMOD_SIZE).await?,
-        None => None,
-    };
+        .any(|(e, _)| e.path == gomod_path && e.kind == EntryKind::File)
+        .then_some(gomod)
+        .flatten();
     let objects: HashMap<String, String> = listed
         .iter()
         .map(|(e, o)| (e.path.clone(), o.clone()))
