@@ -128,13 +128,7 @@ async fn concurrent_cold_zip_requests_fetch_once() {
 async fn replicas_sharing_a_directory_fetch_once_with_leases_on() {
     let fx = fixture();
     let module = scratch_module();
-    let a = Sparta::for_fixture(&["--leases", "on"]).await;
-    let b = Sparta::start(
-        sparta_e2e::SpartaOptions::fixture()
-            .args(&["--leases", "on"])
-            .with_dir(a.dir.clone()),
-    )
-    .await;
+    let (a, b) = leased_replicas().await;
     for replica in [&a, &b] {
         assert_eq!(
             coordination(replica).await,
@@ -143,7 +137,6 @@ async fn replicas_sharing_a_directory_fetch_once_with_leases_on() {
             replica.log()
         );
     }
-    let client = http_client();
     for ext in ["info", "mod", "zip"] {
         let path = version_path(&module, "v1.0.0", ext);
         let want = fx.truth(&path).await;
@@ -151,21 +144,7 @@ async fn replicas_sharing_a_directory_fetch_once_with_leases_on() {
         // the first fetch is still under way.
         fx.fault(serde_json::json!({"path": path, "kind": "delay", "delay_ms": 400, "times": 2}))
             .await;
-        let tasks: Vec<_> = (0..20)
-            .map(|i| {
-                let url = format!("{}{path}", if i % 2 == 0 { &a.url } else { &b.url });
-                let client = client.clone();
-                tokio::spawn(async move {
-                    let resp = client.get(url).send().await.expect("request");
-                    (resp.status().as_u16(), resp.bytes().await.expect("body"))
-                })
-            })
-            .collect();
-        for task in tasks {
-            let (status, body) = task.await.unwrap();
-            assert_eq!(status, 200, "{path}");
-            assert_eq!(body.as_ref(), want.as_slice(), "{path}: wrong bytes");
-        }
+        burst_over(&a, &b, &path, &want).await;
         assert_eq!(fx.count(&path).await, 1, "{path} fetched more than once");
     }
 
@@ -186,33 +165,12 @@ async fn replicas_sharing_a_directory_fetch_once_with_leases_on() {
 async fn replicas_refresh_a_list_once_per_ttl() {
     let fx = fixture();
     let module = scratch_module();
-    let a = Sparta::for_fixture(&["--leases", "on"]).await;
-    let b = Sparta::start(
-        sparta_e2e::SpartaOptions::fixture()
-            .args(&["--leases", "on"])
-            .with_dir(a.dir.clone()),
-    )
-    .await;
-    let client = http_client();
+    let (a, b) = leased_replicas().await;
     for path in [format!("/{module}/@v/list"), format!("/{module}/@latest")] {
         let want = fx.truth(&path).await;
         fx.fault(serde_json::json!({"path": path, "kind": "delay", "delay_ms": 400, "times": 2}))
             .await;
-        let tasks: Vec<_> = (0..20)
-            .map(|i| {
-                let url = format!("{}{path}", if i % 2 == 0 { &a.url } else { &b.url });
-                let client = client.clone();
-                tokio::spawn(async move {
-                    let resp = client.get(url).send().await.expect("request");
-                    (resp.status().as_u16(), resp.bytes().await.expect("body"))
-                })
-            })
-            .collect();
-        for task in tasks {
-            let (status, body) = task.await.unwrap();
-            assert_eq!(status, 200, "{path}");
-            assert_eq!(body.as_ref(), want.as_slice(), "{path}: wrong answer");
-        }
+        burst_over(&a, &b, &path, &want).await;
         assert_eq!(
             fx.count(&path).await,
             1,
@@ -236,6 +194,39 @@ async fn replicas_refresh_a_list_once_per_ttl() {
         count("not_found") >= 1.0,
         "held leases not counted:\n{pa}\n{pb}"
     );
+}
+
+/// Two replicas on one directory with `--leases on`.
+async fn leased_replicas() -> (Sparta, Sparta) {
+    let a = Sparta::for_fixture(&["--leases", "on"]).await;
+    let b = Sparta::start(
+        sparta_e2e::SpartaOptions::fixture()
+            .args(&["--leases", "on"])
+            .with_dir(a.dir.clone()),
+    )
+    .await;
+    (a, b)
+}
+
+/// 20 concurrent GETs of `path`, every other one to each replica; each
+/// must answer 200 with `want`.
+async fn burst_over(a: &Sparta, b: &Sparta, path: &str, want: &[u8]) {
+    let client = http_client();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let url = format!("{}{path}", if i % 2 == 0 { &a.url } else { &b.url });
+            let client = client.clone();
+            tokio::spawn(async move {
+                let resp = client.get(url).send().await.expect("request");
+                (resp.status().as_u16(), resp.bytes().await.expect("body"))
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(body.as_ref(), want, "{path}: wrong answer");
+    }
 }
 
 /// The coordination mode a replica reports in `sparta_fetch_coordination`

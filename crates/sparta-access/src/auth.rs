@@ -522,13 +522,19 @@ mod tests {
         (users, tokens)
     }
 
-    #[test]
-    fn bad_credentials_are_never_cached() {
-        let dir = tempfile::tempdir().unwrap();
-        let (users, tokens) = files(dir.path());
+    /// An authenticator over fresh files in `dir`, and the two files.
+    fn opened(dir: &Path) -> (Authenticator, PathBuf, PathBuf) {
+        let (users, tokens) = files(dir);
         let a = Authenticator::open(Some(&users), Some(&tokens))
             .unwrap()
             .unwrap();
+        (a, users, tokens)
+    }
+
+    #[test]
+    fn bad_credentials_are_never_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _, _) = opened(dir.path());
         let t0 = Instant::now();
         for i in 0..5000 {
             let bearer = format!("Bearer bad-{i}");
@@ -552,10 +558,7 @@ mod tests {
     #[test]
     fn a_cached_credential_dies_with_its_file() {
         let dir = tempfile::tempdir().unwrap();
-        let (users, tokens) = files(dir.path());
-        let a = Authenticator::open(Some(&users), Some(&tokens))
-            .unwrap()
-            .unwrap();
+        let (a, users, tokens) = opened(dir.path());
         let t0 = Instant::now();
         let alice = basic("alice", "pw1");
         let ci = b"Bearer tok".to_vec();
@@ -600,10 +603,7 @@ mod tests {
     #[test]
     fn a_success_decided_before_a_reload_is_not_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let (users, tokens) = files(dir.path());
-        let a = Authenticator::open(Some(&users), Some(&tokens))
-            .unwrap()
-            .unwrap();
+        let (a, _, tokens) = opened(dir.path());
         let t0 = Instant::now();
         // A verification that read the old file, finishing after a reload.
         let generation = a.generation();

@@ -95,13 +95,18 @@ struct BatchProc {
     stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
 }
 
+/// `git cat-file --batch` in `dir`, its requests and answers piped.
+fn cat_file_batch(git: &Git, dir: &Path) -> tokio::process::Command {
+    let mut cmd = git.command(Some(dir), &["cat-file", "--batch"], &CallCreds::default());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    cmd
+}
+
 impl BatchProc {
     fn start(git: &Git, dir: &Path) -> Result<Self, VcsError> {
-        let mut cmd = git.command(Some(dir), &["cat-file", "--batch"], &CallCreds::default());
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd
+        let mut child = cat_file_batch(git, dir)
             .spawn()
             .map_err(|e| VcsError::Failed(format!("starting git cat-file: {e}")))?;
         let stdin = child.stdin.take().expect("piped stdin");
@@ -372,12 +377,8 @@ pub(crate) struct BlobReader {
 
 impl BlobReader {
     pub fn start(git: &Git, dir: &Path) -> Result<Self, VcsError> {
-        let cmd = git.command(Some(dir), &["cat-file", "--batch"], &CallCreds::default());
-        let mut cmd = cmd.into_std();
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd
+        let mut child = cat_file_batch(git, dir)
+            .into_std()
             .spawn()
             .map_err(|e| VcsError::Failed(format!("starting git cat-file: {e}")))?;
         let stdin = child.stdin.take().expect("piped stdin");
