@@ -15,4 +15,9 @@ if ! cargo deny --version >/dev/null 2>&1; then
         cargo install --locked cargo-deny
 fi
 [ "${1:-check}" = install ] && exit 0
+# --offline keeps cargo-deny from fetching anything itself, and so also its
+# `cargo metadata`, which needs every crate for every target in Cargo.lock:
+# a build fetches only the host's (on a fresh machine, android and wasm-only
+# crates are missing). Fetch them first; quick once they are cached.
+cargo fetch --locked --quiet
 cargo deny --offline check licenses bans sources
