@@ -322,7 +322,21 @@ impl Proxy {
         body: Bytes,
         content_type: &'static str,
     ) -> Arc<CachedFile> {
-        let entry = CachedFile::mutable(body, content_type, self.inner.config.list_ttl);
+        let ttl = self.inner.config.list_ttl;
+        self.cache_mutable_for(storage_key, body, content_type, ttl)
+            .await
+    }
+
+    /// Caches a mutable answer for `ttl` (what is left of another
+    /// replica's fetch, say) and returns it.
+    async fn cache_mutable_for(
+        &self,
+        storage_key: String,
+        body: Bytes,
+        content_type: &'static str,
+        ttl: Duration,
+    ) -> Arc<CachedFile> {
+        let entry = CachedFile::mutable(body, content_type, ttl);
         self.inner
             .cache
             .insert(storage_key, Arc::clone(&entry))

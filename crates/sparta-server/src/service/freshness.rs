@@ -16,6 +16,7 @@ use sparta_core::hash::hex;
 use sparta_core::key;
 use tracing::warn;
 
+use super::checks::check_mutable;
 use super::{Kind, Proxy};
 
 /// A record written this far in the future (by a replica whose clock runs
@@ -100,8 +101,8 @@ impl Proxy {
             .is_some()
     }
 
-    /// The stored answer under `answer_key` if `record` says it is fresh:
-    /// its body and the TTL left.
+    /// The stored answer under `answer_key` if `record` says it is fresh
+    /// and the answer passes its checks: its body and the TTL left.
     pub(super) async fn fresh_stored(
         &self,
         kind: Kind,
@@ -110,7 +111,8 @@ impl Proxy {
     ) -> Option<(Bytes, Duration)> {
         let left = record.remaining(self.inner.config.list_ttl, now_ms())?;
         let body = self.stored(kind, answer_key).await.ok()??;
-        (body_hash(&body) == record.sha256).then_some((body, left))
+        let valid = body_hash(&body) == record.sha256 && check_mutable(kind, &body).is_ok();
+        valid.then_some((body, left))
     }
 
     /// Persists a fetched answer: the body only when it differs from what

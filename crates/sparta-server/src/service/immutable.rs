@@ -162,10 +162,7 @@ impl Proxy {
         }
         self.count_storage_zip(false);
         if let Some(fetched) = self.fetch_zip_shared(module, version, &storage_key).await? {
-            return Ok(ObjectInfo {
-                size: fetched.size,
-                etag: None,
-            });
+            return Ok(fetched.info());
         }
         self.timed_head(&storage_key).await?.ok_or_else(|| {
             ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
@@ -337,6 +334,13 @@ pub(super) struct FetchedZip {
 }
 
 impl FetchedZip {
+    fn info(&self) -> ObjectInfo {
+        ObjectInfo {
+            size: self.size,
+            etag: None,
+        }
+    }
+
     /// The zip, or `range` of it, read from the spool file; the stream
     /// keeps the spool file (and its reservation) for as long as it lives.
     fn stream(self: Arc<Self>, range: Option<RangeRequest>) -> Result<ObjectStream, ProxyError> {
@@ -354,10 +358,7 @@ impl FetchedZip {
             })
             .boxed();
         Ok(ObjectStream {
-            info: ObjectInfo {
-                size: self.size,
-                etag: None,
-            },
+            info: self.info(),
             range,
             body,
         })

@@ -2,9 +2,7 @@
 //! for the list TTL, persisted so the last good answer survives an outage.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
 use sparta_core::network::NetworkMode;
 use sparta_core::{ModulePath, key};
 use tracing::warn;
@@ -98,9 +96,9 @@ impl Proxy {
         // Another replica may have fetched it within the TTL.
         let mut record = self.freshness(&storage_key).await;
         if let Some(fresh) = &record {
-            if let Some((body, left)) = self.fresh_answer(kind, &storage_key, fresh).await {
+            if let Some((body, left)) = self.fresh_stored(kind, &storage_key, fresh).await {
                 return Ok(self
-                    .cache_fresh(storage_key, body, content_type, left)
+                    .cache_mutable_for(storage_key, body, content_type, left)
                     .await);
             }
             // A fresh record whose stored answer is gone or different:
@@ -120,7 +118,7 @@ impl Proxy {
             let Some(fresh) = self.freshness(&storage_key).await else {
                 return Ok(None);
             };
-            Ok(self.fresh_answer(kind, &storage_key, &fresh).await)
+            Ok(self.fresh_stored(kind, &storage_key, &fresh).await)
         };
         let fetch = || {
             self.fetch_mutable(
@@ -136,38 +134,9 @@ impl Proxy {
         match self.leased(lease, kind.label(), found, fetch).await? {
             Leased::Fetched(entry) => Ok(entry),
             Leased::Found((body, left)) => Ok(self
-                .cache_fresh(storage_key, body, content_type, left)
+                .cache_mutable_for(storage_key, body, content_type, left)
                 .await),
         }
-    }
-
-    /// The stored answer under `answer_key`, valid, if `record` says it is
-    /// fresh: its body and the TTL left.
-    async fn fresh_answer(
-        &self,
-        kind: Kind,
-        answer_key: &str,
-        record: &Freshness,
-    ) -> Option<(Bytes, Duration)> {
-        self.fresh_stored(kind, answer_key, record)
-            .await
-            .filter(|(body, _)| check_mutable(kind, body).is_ok())
-    }
-
-    /// Puts a fresh stored answer in the memory tier for the TTL it has left.
-    async fn cache_fresh(
-        &self,
-        storage_key: String,
-        body: Bytes,
-        content_type: &'static str,
-        left: Duration,
-    ) -> Arc<CachedFile> {
-        let entry = CachedFile::mutable(body, content_type, left);
-        self.inner
-            .cache
-            .insert(storage_key, Arc::clone(&entry))
-            .await;
-        entry
     }
 
     /// Asks the source; persists and caches a good answer, else falls back
