@@ -422,13 +422,6 @@ pub fn tier_label(slot: &TierSlot) -> &'static str {
     Tier::label(slot.load(Ordering::Relaxed))
 }
 
-/// RFC 3339 UTC time with milliseconds.
-pub fn now_rfc3339() -> String {
-    let mut out = String::with_capacity(24);
-    push_rfc3339(&mut out, SystemTime::now());
-    out
-}
-
 /// `t` as RFC 3339 UTC with milliseconds: `2025-12-01T08:30:00.123Z`.
 fn push_rfc3339(out: &mut String, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -603,7 +596,8 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_423), (2025, 12, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        let t = now_rfc3339();
+        let mut t = String::new();
+        push_rfc3339(&mut t, SystemTime::now());
         assert_eq!(t.len(), 24, "{t}");
         assert!(t.ends_with('Z'));
     }

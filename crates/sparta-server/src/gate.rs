@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{Method, header};
 use axum::response::Response;
+use sparta_core::escape::unescape;
 use sparta_core::{InfoVersion, ProxyRequest};
 
 use crate::AppState;
@@ -145,30 +146,10 @@ fn memory_target(path: &str) -> Option<(String, String, &'static str)> {
             "zip" => "zip",
             _ => return None,
         };
-        Some((unescape(module)?, unescape(version)?, kind))
+        Some((unescape(module).ok()?, unescape(version).ok()?, kind))
     })();
     debug_assert_eq!(fast, file_target(path), "{path}");
     fast.or_else(|| file_target(path))
-}
-
-/// `!x` -> `X`; `None` for what is no escaped form.
-fn unescape(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut bang = false;
-    for c in s.chars() {
-        match (bang, c) {
-            (true, 'a'..='z') => {
-                out.push(c.to_ascii_uppercase());
-                bang = false;
-            }
-            (true, _) => return None,
-            (false, '!') => bang = true,
-            (false, 'A'..='Z') => return None,
-            (false, c) if c.is_ascii() => out.push(c),
-            _ => return None,
-        }
-    }
-    (!bang).then_some(out)
 }
 
 #[cfg(test)]
@@ -197,7 +178,7 @@ mod tests {
             assert_eq!(memory_target(path), file_target(path), "{path}");
         }
         for bad in ["A", "!", "a!", "!1", "é"] {
-            assert_eq!(unescape(bad), None, "{bad}");
+            assert!(unescape(bad).is_err(), "{bad}");
         }
     }
 
