@@ -146,6 +146,12 @@ struct Verified {
     at: Instant,
 }
 
+/// What the cache says of an `Authorization` value.
+enum Lookup {
+    Hit(Principal),
+    Miss { key: [u8; 32], generation: u64 },
+}
+
 /// The cache key of an `Authorization` value.
 fn digest(value: &[u8]) -> [u8; 32] {
     Sha256::digest(value).into()
@@ -262,16 +268,10 @@ impl Authenticator {
         now: Instant,
     ) -> Result<Principal, AuthFailure> {
         let value = authorization.ok_or(AuthFailure::Missing)?;
-        if value.len() > MAX_AUTHORIZATION {
-            return Err(AuthFailure::Malformed);
-        }
-        let key = digest(value);
-        if let Some(p) = self.cached(&key, now) {
-            return Ok(p);
-        }
-        // Read before the files' contents: a reload from here on makes
-        // the answer stale, and `remember` then drops it.
-        let generation = self.generation();
+        let (key, generation) = match self.lookup(value, now)? {
+            Lookup::Hit(p) => return Ok(p),
+            Lookup::Miss { key, generation } => (key, generation),
+        };
         let result = match parse_authorization(value)? {
             Credential::Bearer(token) => self.token(&token),
             Credential::Basic { user, password } => {
@@ -303,14 +303,11 @@ impl Authenticator {
         let Some(value) = authorization else {
             return Check::Done(Err(AuthFailure::Missing));
         };
-        if value.len() > MAX_AUTHORIZATION {
-            return Check::Done(Err(AuthFailure::Malformed));
-        }
-        let key = digest(value);
-        if let Some(p) = self.cached(&key, now) {
-            return Check::Done(Ok(p));
-        }
-        let generation = self.generation();
+        let (key, generation) = match self.lookup(value, now) {
+            Err(e) => return Check::Done(Err(e)),
+            Ok(Lookup::Hit(p)) => return Check::Done(Ok(p)),
+            Ok(Lookup::Miss { key, generation }) => (key, generation),
+        };
         let token = match parse_authorization(value) {
             Err(e) => return Check::Done(Err(e)),
             Ok(Credential::Bearer(token)) => token,
@@ -331,16 +328,23 @@ impl Authenticator {
         Check::Done(self.remember(self.token(&token), key, generation, now))
     }
 
-    fn generation(&self) -> u64 {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .generation
-    }
-
-    fn cached(&self, key: &[u8; 32], now: Instant) -> Option<Principal> {
+    /// The start of every check: the size bound, then a success cached
+    /// under the value's digest. On a miss, the digest and the cache
+    /// generation, read before the files' contents are: a reload from here
+    /// on makes the answer stale, and `remember` then drops it.
+    fn lookup(&self, value: &[u8], now: Instant) -> Result<Lookup, AuthFailure> {
+        if value.len() > MAX_AUTHORIZATION {
+            return Err(AuthFailure::Malformed);
+        }
+        let key = digest(value);
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.hit(key, now).cloned()
+        Ok(match cache.hit(&key, now) {
+            Some(p) => Lookup::Hit(p.clone()),
+            None => Lookup::Miss {
+                key,
+                generation: cache.generation,
+            },
+        })
     }
 
     /// Keeps a success in the cache (unless a file reloaded since
@@ -606,13 +610,18 @@ mod tests {
         let (a, _, tokens) = opened(dir.path());
         let t0 = Instant::now();
         // A verification that read the old file, finishing after a reload.
-        let generation = a.generation();
+        let Ok(Lookup::Miss { generation, .. }) = a.lookup(b"Bearer tok", t0) else {
+            panic!("nothing verified yet, so nothing cached");
+        };
         std::fs::write(&tokens, format!("ci:{}\n# revoked\n", hash_token("x"))).unwrap();
         assert!(a.refresh(t0 + CHECK_EVERY).is_empty());
         let key = digest(b"Bearer tok");
         let late = a.remember(Ok(Principal::Token("ci".into())), key, generation, t0);
         assert!(late.is_ok());
-        assert_eq!(a.cached(&key, t0), None);
+        assert!(matches!(
+            a.lookup(b"Bearer tok", t0),
+            Ok(Lookup::Miss { .. })
+        ));
         assert_eq!(
             a.check_cached(Some(b"Bearer tok"), t0 + CHECK_EVERY),
             Check::Done(Err(AuthFailure::Rejected))
