@@ -95,6 +95,18 @@ struct BatchProc {
     stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
 }
 
+/// The header of a `cat-file --batch` answer: the object's id, type and
+/// size, or `None` for a name that is missing or ambiguous.
+fn batch_header(header: &str) -> Result<Option<(&str, &str, u64)>, String> {
+    let bad = || format!("git cat-file: {}", header.trim());
+    let f: Vec<&str> = header.split_whitespace().collect();
+    match f[..] {
+        [oid, kind, size] => Ok(Some((oid, kind, size.parse().map_err(|_| bad())?))),
+        [_, "missing" | "ambiguous"] => Ok(None),
+        _ => Err(bad()),
+    }
+}
+
 /// `git cat-file --batch` in `dir`, its requests and answers piped.
 fn cat_file_batch(git: &Git, dir: &Path) -> tokio::process::Command {
     let mut cmd = git.command(Some(dir), &["cat-file", "--batch"], &CallCreds::default());
@@ -138,19 +150,10 @@ impl BatchProc {
             .read_line(&mut header)
             .await
             .map_err(io)?;
-        let f: Vec<&str> = header.split_whitespace().collect();
-        let (oid, kind, size) = match f[..] {
-            [oid, kind, size] => (
-                oid.to_owned(),
-                kind.to_owned(),
-                size.parse::<u64>()
-                    .map_err(|_| VcsError::Failed(format!("git cat-file: {}", header.trim())))?,
-            ),
-            [_, "missing" | "ambiguous"] => return Ok(None),
-            _ => {
-                return Err(VcsError::Failed(format!("git cat-file: {}", header.trim())));
-            }
+        let Some((oid, kind, size)) = batch_header(&header).map_err(VcsError::Failed)? else {
+            return Ok(None);
         };
+        let (oid, kind) = (oid.to_owned(), kind.to_owned());
         if size > max {
             return Err(VcsError::TooLarge(format!(
                 "{name} is {size} bytes, over the limit of {max}"
@@ -397,9 +400,8 @@ impl BlobReader {
         self.stdin.flush()?;
         let mut header = String::new();
         self.stdout.read_line(&mut header)?;
-        let f: Vec<&str> = header.split_whitespace().collect();
-        let size: u64 = match f[..] {
-            [_, "blob", size] => size.parse().map_err(std::io::Error::other)?,
+        let size = match batch_header(&header).map_err(std::io::Error::other)? {
+            Some((_, "blob", size)) => size,
             _ => {
                 return Err(std::io::Error::other(format!(
                     "git cat-file: {}",
