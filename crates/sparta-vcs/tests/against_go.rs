@@ -340,7 +340,10 @@ async fn a_retagged_version_follows_the_repository_on_refresh() {
         .write("a.go", "package a\n");
     r.commit("one");
     r.tag("v1.0.0");
-    let server = Server::start(root.path(), None, None);
+    // A slow remote keeps the mirror's background completion (begun by the
+    // first answer) running while the tag moves: the list below must not
+    // reuse that fetch, which began before the retag.
+    let server = Server::start_slow(root.path(), "1500ms");
     let cache = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let v = vcs(cache.path(), &server.addr, |_| {});
