@@ -5,6 +5,7 @@
 //! GOPROXY request path into a typed [`ProxyRequest`], the storage key layout,
 //! module zip checks and `h1:` hashes, and GOPROXY list parsing, `Range` headers.
 
+pub mod civil;
 pub mod download;
 pub mod error;
 pub mod escape;

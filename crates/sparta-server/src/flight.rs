@@ -44,9 +44,9 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
                         flights: Arc::clone(self),
                         key: key.to_owned(),
                     };
-                    // In the span of the request that started it: the
-                    // fetch's log lines carry that request's id.
-                    let task = tokio::spawn(
+                    // With the id and span of the request that started it:
+                    // the fetch's log lines carry that request's id.
+                    let task = tokio::spawn(crate::reqid::carried(
                         async move {
                             let result = work.await;
                             // Removed before waiters see the result: a request that
@@ -56,7 +56,7 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
                             result
                         }
                         .in_current_span(),
-                    );
+                    ));
                     let flight: Flight<V> = async move {
                         task.await.unwrap_or_else(|e| {
                             tracing::error!(error = %e, "shared fetch task failed");

@@ -77,6 +77,18 @@ pub async fn scope<F: Future>(id: RequestId, fut: F) -> F::Output {
     CURRENT.scope(id, fut).await
 }
 
+/// `fut` with the current request's id, if any, for running on another
+/// task: lines it logs name the request that started it.
+pub fn carried<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    let id = current();
+    async move {
+        match id {
+            Some(id) => CURRENT.scope(id, fut).await,
+            None => fut.await,
+        }
+    }
+}
+
 /// The id of the request being served on this task, if any.
 pub fn current() -> Option<RequestId> {
     CURRENT.try_with(Clone::clone).ok()
@@ -119,5 +131,21 @@ mod tests {
         let id = RequestId::parse("abc").unwrap();
         assert_eq!(scope(id.clone(), async { current() }).await, Some(id));
         assert_eq!(current(), None);
+    }
+
+    #[tokio::test]
+    async fn a_carried_future_keeps_the_id_on_another_task() {
+        let id = RequestId::parse("abc").unwrap();
+        // The spawned task has task-locals of its own: it sees the id only
+        // because it was carried.
+        let seen = scope(id.clone(), async {
+            tokio::spawn(carried(async { current() })).await.unwrap()
+        })
+        .await;
+        assert_eq!(seen, Some(id));
+        assert_eq!(
+            tokio::spawn(carried(async { current() })).await.unwrap(),
+            None
+        );
     }
 }

@@ -306,21 +306,16 @@ where
         .get_or_init(logsink::dropped_counter)
         .clone();
     let (writer, guard) = logsink::batched(std::io::stderr(), format == LogFormat::Json, dropped);
-    let fmt = tracing_subscriber::fmt::layer()
+    // One hand-written format for both shapes (logfmt): the request id is a
+    // top-level JSON field, and text lines keep the default layout.
+    let fmt: BoxedFmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
-        .with_writer(writer);
-    // JSON lines keep their shape whether or not spans are being made; the
-    // request id is a top-level field (logfmt).
-    let fmt: BoxedFmt = match format {
-        LogFormat::Json => fmt
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .map_event_format(logfmt::WithRequestId)
-            .boxed(),
-        LogFormat::Text => fmt.boxed(),
-    };
+        .with_writer(writer)
+        .event_format(logfmt::LineFormat {
+            json: format == LogFormat::Json,
+            ansi,
+        })
+        .boxed();
     tracing_subscriber::registry()
         .with(fmt.with_filter(filter()))
         // Only sparta-trace's spans become trace spans: the request-id span
