@@ -65,10 +65,7 @@ pub(crate) struct Mirror {
 /// Per-repository state behind the per-repository lock.
 #[derive(Default)]
 pub(crate) struct Slot {
-    /// When the last complete (all refs, full history) fetch began: only a
-    /// fetch that began after a caller asked can have seen what the caller
-    /// asks about (a retag just before a list must not be answered by a
-    /// fetch already running when it happened).
+    /// When the last complete (all refs, full history) fetch finished.
     last_fetch: Option<Instant>,
 }
 
@@ -241,8 +238,8 @@ impl Mirrors {
     /// The mirror of `url`. With `tag`, one tagged version is all the caller
     /// needs: a mirror that has it is used as it is, and a cold one fetches
     /// just that tag. Without, the mirror is made complete, and fetched
-    /// again if `refresh` (a complete fetch that began after this call did
-    /// is reused).
+    /// again if `refresh` (a complete fetch that finished after this call
+    /// began is reused).
     pub async fn get(
         &self,
         url: &str,
@@ -289,14 +286,13 @@ impl Mirrors {
                 // No such tag (or a server that refuses shallow fetches):
                 // the complete fetch decides.
                 let exists = dir.join("HEAD").exists();
-                let began = Instant::now();
                 result = self.fetch(&dir, url, exists, Fetch::Complete).await;
                 self.fetched(&dir);
                 if result.is_ok() {
-                    state.last_fetch = Some(began);
+                    state.last_fetch = Some(Instant::now());
                 }
             } else if result.is_ok() && matches!(what, Fetch::Complete) {
-                state.last_fetch = Some(started);
+                state.last_fetch = Some(Instant::now());
             }
             self.metrics.observe("fetch", started, &result);
             if matches!(result, Err(VcsError::TooLarge(_))) {

