@@ -127,13 +127,13 @@ pub(crate) async fn read_file(
     }
 }
 
-/// Every entry matching `pathspec` (None for all) at commit `hash`, with
-/// blob hashes for reading: `(entry, object)`.
+/// Every entry matching one of `pathspecs` (none: every entry) at commit
+/// `hash`, with blob hashes for reading: `(entry, object)`.
 pub(crate) async fn ls_tree(
     git: &Git,
     dir: &Path,
     hash: &str,
-    pathspec: Option<&str>,
+    pathspecs: &[&str],
 ) -> Result<Vec<(RepoEntry, String)>, VcsError> {
     let mut args = vec![
         "ls-tree",
@@ -144,11 +144,11 @@ pub(crate) async fn ls_tree(
         "--end-of-options",
         hash,
     ];
-    let literal;
-    if let Some(p) = pathspec {
-        // Literal pathspec: no globbing or magic from repository names.
-        literal = format!(":(literal){p}");
-        args.extend(["--", literal.as_str()]);
+    // Literal pathspecs: no globbing or magic from repository names.
+    let literal: Vec<String> = pathspecs.iter().map(|p| format!(":(literal){p}")).collect();
+    if !literal.is_empty() {
+        args.push("--");
+        args.extend(literal.iter().map(String::as_str));
     }
     let out = git
         .run(Some(dir), &args, &CallCreds::default(), MAX_LISTING)

@@ -33,11 +33,14 @@ pub(crate) async fn build(
     out: &Path,
 ) -> Result<u64, VcsError> {
     let (git, dir, module) = (&code.git, &code.dir, &code.mod_path);
-    let spec = (!subdir.is_empty()).then(|| format!("{subdir}/"));
-    let mut listed = repo::ls_tree(git, dir, hash, spec.as_deref()).await?;
-    if !subdir.is_empty() {
-        listed.extend(repo::ls_tree(git, dir, hash, Some("LICENSE")).await?);
-    }
+    // A subdirectory module's tree, and the root LICENSE it may inherit: one listing.
+    let spec = format!("{subdir}/");
+    let specs: &[&str] = if subdir.is_empty() {
+        &[]
+    } else {
+        &[&spec, "LICENSE"]
+    };
+    let listed = repo::ls_tree(git, dir, hash, specs).await?;
     let gomod_path = if subdir.is_empty() {
         "go.mod".to_owned()
     } else {
