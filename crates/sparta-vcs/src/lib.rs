@@ -4,6 +4,7 @@
 //! module zips built by `sparta_core::modzip`. Knows nothing of HTTP serving
 //! or storage.
 
+mod batch;
 mod config;
 mod credentials;
 mod discovery;
@@ -178,7 +179,7 @@ impl Vcs {
         module: &ModulePath,
         refresh: bool,
         version: Option<&Version>,
-    ) -> Result<(Mirror, RepoRoot, Arc<repo::Refs>, Arc<mirror::Memo>), VcsError> {
+    ) -> Result<(Mirror, RepoRoot, mirror::Reading), VcsError> {
         let root = self.discover(module).await?;
         // A tagged version needs only its tag; a pseudo-version needs history.
         let tag = match version {
@@ -210,8 +211,8 @@ impl Vcs {
                 }
             });
         }
-        let (refs, memo) = self.inner.mirrors.refs(&mirror.dir).await?;
-        Ok((mirror, root, refs, memo))
+        let reading = self.inner.mirrors.reading(&mirror.dir).await?;
+        Ok((mirror, root, reading))
     }
 
     /// Runs `f` on the module's repository as mirrored; if it finds nothing
@@ -249,17 +250,18 @@ impl Vcs {
         refresh: bool,
         version: Option<&Version>,
     ) -> Result<(Mirror, Arc<CodeRepo>), VcsError> {
-        let (mirror, root, refs, memo) = self.open(module, refresh, version).await?;
+        let (mirror, root, reading) = self.open(module, refresh, version).await?;
         let mut code = CodeRepo::new(
             self.inner.mirrors.git.clone(),
             mirror.dir.clone(),
             mirror.url.clone(),
             module.clone(),
             &root.root,
-            refs,
+            reading.refs,
         )?;
         code.shallow = mirror::is_shallow(&mirror.dir);
-        code.memo = memo;
+        code.memo = reading.memo;
+        code.batch = reading.batch;
         Ok((mirror, Arc::new(code)))
     }
 
@@ -403,7 +405,7 @@ impl Vcs {
                 }
                 let (hash, dir, gomod) = c.find_dir(v.as_str()).await?;
                 info!(repository = %scrub::scrub(&c.url), revision = %hash, subdir = %dir, "building module zip");
-                zipper::build(&c.git, &c.dir, &c.mod_path, &v, (&hash, &dir, gomod), max, &out).await
+                zipper::build(&c, &v, (&hash, &dir, gomod), max, &out).await
                 }
             }),
         )

@@ -70,6 +70,16 @@ impl VcsMetrics {
 
     /// Counts one operation (`op` is a fixed name) and its duration.
     pub fn observe<T>(&self, op: &'static str, started: Instant, result: &Result<T, VcsError>) {
+        self.observe_took(op, started.elapsed(), result);
+    }
+
+    /// Counts one operation that took `took`.
+    pub fn observe_took<T>(
+        &self,
+        op: &'static str,
+        took: std::time::Duration,
+        result: &Result<T, VcsError>,
+    ) {
         let outcome = match result {
             Ok(_) => "ok",
             Err(e) => e.label(),
@@ -77,7 +87,7 @@ impl VcsMetrics {
         self.operations.with_label_values(&[op, outcome]).inc();
         self.duration
             .with_label_values(&[op])
-            .observe(started.elapsed().as_secs_f64());
+            .observe(took.as_secs_f64());
     }
 }
 

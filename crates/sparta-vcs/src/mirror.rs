@@ -17,6 +17,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 use tracing::info;
 
+use crate::batch::Batch;
 use crate::credentials::Credentials;
 use crate::git::{CallCreds, Git};
 use crate::metrics::VcsMetrics;
@@ -53,6 +54,20 @@ impl Memo {
     }
 }
 
+/// What requests share while a mirror's refs stay as they are (one fetch
+/// generation): the refs, what was resolved with them, and running
+/// `cat-file --batch` readers.
+#[derive(Clone)]
+pub(crate) struct Reading {
+    pub refs: Arc<Refs>,
+    pub memo: Arc<Memo>,
+    pub batch: Arc<Batch>,
+}
+
+/// Mirrors that keep a `Reading` at a time (the most recently used ones):
+/// it holds up to two idle git processes.
+const MAX_READINGS: usize = 16;
+
 /// A mirror ready to read: its directory and the URL it mirrors.
 #[derive(Clone)]
 pub(crate) struct Mirror {
@@ -84,8 +99,8 @@ struct Entry {
     used: u64,
     /// Bumped by every fetch: refs read at an older one are stale.
     generation: u64,
-    /// The refs as read at a generation, and what was resolved with them.
-    refs: Option<(u64, Arc<Refs>, Arc<Memo>)>,
+    /// What was read at a generation.
+    reading: Option<(u64, Reading)>,
 }
 
 impl Entry {
@@ -95,7 +110,7 @@ impl Entry {
             bytes,
             used: 0,
             generation: 0,
-            refs: None,
+            reading: None,
         }
     }
 }
@@ -172,31 +187,56 @@ impl Mirrors {
 
     /// The refs of the mirror in `dir`, read once per fetch rather than once
     /// per request: only a fetch changes them, and each one bumps the
-    /// mirror's generation.
-    /// With them, the memo of what was resolved at the same refs.
-    pub async fn refs(&self, dir: &Path) -> Result<(Arc<Refs>, Arc<Memo>), VcsError> {
+    /// mirror's generation. With them, the memo of what was resolved at the
+    /// same refs and the readers to resolve more.
+    pub async fn reading(&self, dir: &Path) -> Result<Reading, VcsError> {
         let generation = {
             let g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             match g.1.get(dir) {
-                Some(e) => match &e.refs {
-                    Some((at, refs, memo)) if *at == e.generation => {
-                        return Ok((refs.clone(), memo.clone()));
-                    }
+                Some(e) => match &e.reading {
+                    Some((at, r)) if *at == e.generation => return Ok(r.clone()),
                     _ => e.generation,
                 },
                 None => 0,
             }
         };
-        let refs = Arc::new(repo::refs(&self.git, dir).await?);
-        let memo = Arc::new(Memo::default());
+        let reading = Reading {
+            refs: Arc::new(repo::refs(&self.git, dir).await?),
+            memo: Arc::default(),
+            batch: Arc::new(Batch::new(self.git.clone(), dir.to_owned())),
+        };
         let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // Kept only if no fetch ended while they were read.
-        if let Some(e) = g.1.get_mut(dir)
-            && e.generation == generation
-        {
-            e.refs = Some((generation, refs.clone(), memo.clone()));
+        if g.1.get(dir).is_some_and(|e| e.generation == generation) {
+            let held = || {
+                g.1.iter()
+                    .filter(|(p, e)| e.reading.is_some() && p.as_path() != dir)
+            };
+            if held().count() >= MAX_READINGS
+                && let Some(oldest) = held().min_by_key(|(_, e)| e.used).map(|(p, _)| p.clone())
+                && let Some(e) = g.1.get_mut(&oldest)
+            {
+                e.reading = None;
+            }
+            if let Some(e) = g.1.get_mut(dir) {
+                e.reading = Some((generation, reading.clone()));
+            }
         }
-        Ok((refs, memo))
+        Ok(reading)
+    }
+
+    /// After a fetch that worked: the next request finds the refs read and a
+    /// reader running (the request after a background fetch need not wait
+    /// for either).
+    async fn warm(&self, dir: &Path) {
+        match self.reading(dir).await {
+            Ok(r) => {
+                if let Err(e) = r.batch.warm() {
+                    tracing::warn!(error = %e, "starting a reader after a fetch failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading refs after a fetch failed"),
+        }
     }
 
     /// After a fetch (whatever its outcome): refs read before are stale.
@@ -204,7 +244,7 @@ impl Mirrors {
         let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = g.1.get_mut(dir) {
             e.generation += 1;
-            e.refs = None;
+            e.reading = None;
         }
     }
 
@@ -294,12 +334,19 @@ impl Mirrors {
             } else if result.is_ok() && matches!(what, Fetch::Complete) {
                 state.last_fetch = Some(Instant::now());
             }
-            self.metrics.observe("fetch", started, &result);
+            let took = started.elapsed();
+            let bytes = result.is_ok().then(|| dir_size(&dir));
+            if bytes.is_some_and(|b| b <= self.max_repo_size) {
+                // Before the fetch counts as done: whoever waits for it finds
+                // the mirror ready to read.
+                self.warm(&dir).await;
+            }
+            self.metrics.observe_took("fetch", took, &result);
             if matches!(result, Err(VcsError::TooLarge(_))) {
                 self.set_bytes(&dir, 0);
             }
             result?;
-            let bytes = dir_size(&dir);
+            let bytes = bytes.unwrap_or_default();
             if bytes > self.max_repo_size {
                 let _ = std::fs::remove_dir_all(&dir);
                 self.set_bytes(&dir, 0);

@@ -1,14 +1,13 @@
 //! Reading a mirror at a revision: refs, commits, files, trees. Streamed
-//! (`git cat-file --batch`, `git ls-tree -r -l -z`), never a checkout.
+//! (`git cat-file --batch`, see batch.rs; `git ls-tree -r -l -z`), never a checkout.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 
 use sparta_core::modzip::{EntryKind, RepoEntry};
 
 use crate::VcsError;
+use crate::batch::Batch;
 use crate::git::{CallCreds, Git};
 
 /// Largest listing read from git (refs, trees): generous, but bounded.
@@ -70,140 +69,6 @@ pub(crate) async fn refs(git: &Git, dir: &Path) -> Result<Refs, VcsError> {
     Ok(refs)
 }
 
-/// One `git cat-file --batch` for the reads of one request (commits and
-/// files): one process for them all instead of one or two per object.
-/// Started on first use; each exchange is time-bounded, and a process that
-/// failed, timed out or was left mid-object is dropped (killed) and the next
-/// read starts another.
-pub(crate) struct Batch {
-    git: Git,
-    dir: PathBuf,
-    proc: tokio::sync::Mutex<Option<BatchProc>>,
-}
-
-/// An object as `cat-file --batch` gives it.
-struct Found {
-    oid: String,
-    kind: String,
-    data: Vec<u8>,
-}
-
-struct BatchProc {
-    // Killed on drop (`kill_on_drop`); cat-file starts no children.
-    _child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
-}
-
-/// The header of a `cat-file --batch` answer: the object's id, type and
-/// size, or `None` for a name that is missing or ambiguous.
-fn batch_header(header: &str) -> Result<Option<(&str, &str, u64)>, String> {
-    let bad = || format!("git cat-file: {}", header.trim());
-    let f: Vec<&str> = header.split_whitespace().collect();
-    match f[..] {
-        [oid, kind, size] => Ok(Some((oid, kind, size.parse().map_err(|_| bad())?))),
-        [_, "missing" | "ambiguous"] => Ok(None),
-        _ => Err(bad()),
-    }
-}
-
-/// `git cat-file --batch` in `dir`, its requests and answers piped.
-fn cat_file_batch(git: &Git, dir: &Path) -> tokio::process::Command {
-    let mut cmd = git.command(Some(dir), &["cat-file", "--batch"], &CallCreds::default());
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    cmd
-}
-
-impl BatchProc {
-    fn start(git: &Git, dir: &Path) -> Result<Self, VcsError> {
-        let mut child = cat_file_batch(git, dir)
-            .spawn()
-            .map_err(|e| VcsError::Failed(format!("starting git cat-file: {e}")))?;
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = tokio::io::BufReader::with_capacity(
-            64 << 10,
-            child.stdout.take().expect("piped stdout"),
-        );
-        Ok(BatchProc {
-            _child: child,
-            stdin,
-            stdout,
-        })
-    }
-
-    /// Asks for `name`; None when git has no such object (or the name is
-    /// ambiguous), else its object id, type and content. Over `max` bytes is TooLarge,
-    /// and leaves the process mid-object: the caller drops it.
-    async fn get(&mut self, name: &str, max: u64) -> Result<Option<Found>, VcsError> {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-        let io = |e: std::io::Error| VcsError::Failed(format!("git cat-file: {e}"));
-        self.stdin
-            .write_all(format!("{name}\n").as_bytes())
-            .await
-            .map_err(io)?;
-        self.stdin.flush().await.map_err(io)?;
-        let mut header = String::new();
-        (&mut self.stdout)
-            .take(4096)
-            .read_line(&mut header)
-            .await
-            .map_err(io)?;
-        let Some((oid, kind, size)) = batch_header(&header).map_err(VcsError::Failed)? else {
-            return Ok(None);
-        };
-        let (oid, kind) = (oid.to_owned(), kind.to_owned());
-        if size > max {
-            return Err(VcsError::TooLarge(format!(
-                "{name} is {size} bytes, over the limit of {max}"
-            )));
-        }
-        // The content, then the newline that ends it.
-        let mut data = vec![0u8; size as usize + 1];
-        self.stdout.read_exact(&mut data).await.map_err(io)?;
-        data.pop();
-        Ok(Some(Found { oid, kind, data }))
-    }
-}
-
-impl Batch {
-    pub fn new(git: Git, dir: PathBuf) -> Self {
-        Batch {
-            git,
-            dir,
-            proc: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    /// The type and content of object `name` (any revision expression, as
-    /// `hash^{commit}` or `hash:path`), or None when there is none.
-    async fn get(&self, name: &str, max: u64) -> Result<Option<Found>, VcsError> {
-        if name.contains(['\n', '\r']) {
-            return Ok(None);
-        }
-        let mut slot = self.proc.lock().await;
-        if slot.is_none() {
-            *slot = Some(BatchProc::start(&self.git, &self.dir)?);
-        }
-        let proc = slot.as_mut().expect("started above");
-        match tokio::time::timeout(self.git.timeout, proc.get(name, max)).await {
-            Ok(Ok(found)) => Ok(found),
-            Ok(Err(e)) => {
-                *slot = None;
-                Err(e)
-            }
-            Err(_) => {
-                *slot = None;
-                Err(VcsError::Timeout(format!(
-                    "git cat-file took longer than {:?}",
-                    self.git.timeout
-                )))
-            }
-        }
-    }
-}
-
 /// The committer time (Unix seconds) in a raw commit object.
 fn committer_time(raw: &[u8]) -> Option<i64> {
     let text = String::from_utf8_lossy(raw);
@@ -262,13 +127,13 @@ pub(crate) async fn read_file(
     }
 }
 
-/// Every entry matching `pathspec` (None for all) at commit `hash`, with
-/// blob hashes for reading: `(entry, object)`.
+/// Every entry matching one of `pathspecs` (none: every entry) at commit
+/// `hash`, with blob hashes for reading: `(entry, object)`.
 pub(crate) async fn ls_tree(
     git: &Git,
     dir: &Path,
     hash: &str,
-    pathspec: Option<&str>,
+    pathspecs: &[&str],
 ) -> Result<Vec<(RepoEntry, String)>, VcsError> {
     let mut args = vec![
         "ls-tree",
@@ -279,11 +144,11 @@ pub(crate) async fn ls_tree(
         "--end-of-options",
         hash,
     ];
-    let literal;
-    if let Some(p) = pathspec {
-        // Literal pathspec: no globbing or magic from repository names.
-        literal = format!(":(literal){p}");
-        args.extend(["--", literal.as_str()]);
+    // Literal pathspecs: no globbing or magic from repository names.
+    let literal: Vec<String> = pathspecs.iter().map(|p| format!(":(literal){p}")).collect();
+    if !literal.is_empty() {
+        args.push("--");
+        args.extend(literal.iter().map(String::as_str));
     }
     let out = git
         .run(Some(dir), &args, &CallCreds::default(), MAX_LISTING)
@@ -368,78 +233,6 @@ pub(crate) async fn descends_from(
         )
         .await?;
     Ok(out.success)
-}
-
-/// Streams blobs out of one `git cat-file --batch` process; for blocking
-/// threads (the zip writer pulls bytes synchronously).
-pub(crate) struct BlobReader {
-    child: std::process::Child,
-    stdin: std::process::ChildStdin,
-    stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl BlobReader {
-    pub fn start(git: &Git, dir: &Path) -> Result<Self, VcsError> {
-        let mut child = cat_file_batch(git, dir)
-            .into_std()
-            .spawn()
-            .map_err(|e| VcsError::Failed(format!("starting git cat-file: {e}")))?;
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = BufReader::with_capacity(64 << 10, child.stdout.take().expect("piped stdout"));
-        Ok(BlobReader {
-            child,
-            stdin,
-            stdout,
-        })
-    }
-
-    /// A reader of exactly the blob `object`'s bytes; consume it fully
-    /// before asking for the next blob.
-    pub fn open(&mut self, object: &str) -> std::io::Result<BlobStream<'_>> {
-        writeln!(self.stdin, "{object}")?;
-        self.stdin.flush()?;
-        let mut header = String::new();
-        self.stdout.read_line(&mut header)?;
-        let size = match batch_header(&header).map_err(std::io::Error::other)? {
-            Some((_, "blob", size)) => size,
-            _ => {
-                return Err(std::io::Error::other(format!(
-                    "git cat-file: {}",
-                    header.trim()
-                )));
-            }
-        };
-        Ok(BlobStream {
-            inner: (&mut self.stdout).take(size),
-            left_newline: true,
-        })
-    }
-}
-
-impl Drop for BlobReader {
-    fn drop(&mut self) {
-        // cat-file starts no children: killing it is enough (no `kill` process).
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One blob's bytes; eats the newline that follows it on the batch stream.
-pub(crate) struct BlobStream<'a> {
-    inner: std::io::Take<&'a mut BufReader<std::process::ChildStdout>>,
-    left_newline: bool,
-}
-
-impl Read for BlobStream<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && self.inner.limit() == 0 && self.left_newline {
-            self.left_newline = false;
-            let mut nl = [0u8; 1];
-            self.inner.get_mut().read_exact(&mut nl)?;
-        }
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

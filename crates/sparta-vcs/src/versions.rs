@@ -13,9 +13,10 @@ use sparta_core::version::{canonical, compare, pseudo_version};
 use sparta_core::zipcheck::MAX_GOMOD_SIZE;
 use sparta_core::{ModulePath, Version};
 
+use crate::batch::Batch;
 use crate::git::Git;
 use crate::mirror::Memo;
-use crate::repo::{self, Batch, Commit, Refs};
+use crate::repo::{self, Commit, Refs};
 use crate::timefmt::{pseudo_timestamp, rfc3339};
 
 #[path = "versions_check.rs"]
@@ -35,8 +36,8 @@ pub(crate) struct CodeRepo {
     path_major: String,
     pseudo_major: String,
     pub refs: Arc<Refs>,
-    /// Reads commits and files: one `cat-file --batch` for this request.
-    pub batch: Batch,
+    /// Reads commits and files: the mirror's `cat-file --batch` readers.
+    pub batch: Arc<Batch>,
     /// A mirror holding single tags only (see mirror.rs): no history, few refs.
     pub shallow: bool,
     /// `find_dir` answers at these refs, shared by the requests that use them.
@@ -123,7 +124,7 @@ impl CodeRepo {
         let (path_prefix, pseudo_major) = (prefix.to_owned(), path_major_prefix(major));
         let path_major = major.to_owned();
         Ok(CodeRepo {
-            batch: Batch::new(git.clone(), dir.clone()),
+            batch: Arc::new(Batch::new(git.clone(), dir.clone())),
             git,
             dir,
             url,

@@ -1,15 +1,18 @@
 //! Building a module zip from a mirror: list the tree, plan with
-//! `sparta_core::modzip`, stream the blobs through one `git cat-file --batch`.
+//! `sparta_core::modzip`, stream the blobs through the mirror's
+//! `git cat-file --batch` readers.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sparta_core::modzip::{self, EntryKind};
-use sparta_core::{CoreError, ModulePath, Version};
+use sparta_core::{CoreError, Version};
 
 use crate::VcsError;
-use crate::git::Git;
-use crate::repo::{self, BlobReader};
+use crate::batch::Batch;
+use crate::repo;
+use crate::versions::CodeRepo;
 
 fn zip_error(e: CoreError) -> VcsError {
     let msg = e.to_string();
@@ -23,19 +26,21 @@ fn zip_error(e: CoreError) -> VcsError {
 /// Writes the zip of `module@version` to `out`, from what `find_dir`
 /// found: its commit `hash`, directory `subdir` and the go.mod there.
 pub(crate) async fn build(
-    git: &Git,
-    dir: &Path,
-    module: &ModulePath,
+    code: &CodeRepo,
     version: &Version,
     (hash, subdir, gomod): (&str, &str, Option<Vec<u8>>),
     max_zip_size: u64,
     out: &Path,
 ) -> Result<u64, VcsError> {
-    let spec = (!subdir.is_empty()).then(|| format!("{subdir}/"));
-    let mut listed = repo::ls_tree(git, dir, hash, spec.as_deref()).await?;
-    if !subdir.is_empty() {
-        listed.extend(repo::ls_tree(git, dir, hash, Some("LICENSE")).await?);
-    }
+    let (git, dir, module) = (&code.git, &code.dir, &code.mod_path);
+    // A subdirectory module's tree, and the root LICENSE it may inherit: one listing.
+    let spec = format!("{subdir}/");
+    let specs: &[&str] = if subdir.is_empty() {
+        &[]
+    } else {
+        &[&spec, "LICENSE"]
+    };
+    let listed = repo::ls_tree(git, dir, hash, specs).await?;
     let gomod_path = if subdir.is_empty() {
         "go.mod".to_owned()
     } else {
@@ -60,10 +65,11 @@ pub(crate) async fn build(
             plan.total
         )));
     }
-    let (git, dir, out): (Git, PathBuf, PathBuf) = (git.clone(), dir.to_owned(), out.to_owned());
+    let (batch, out): (Arc<Batch>, PathBuf) = (code.batch.clone(), out.to_owned());
     let target = out.clone();
+    let rt = tokio::runtime::Handle::current();
     let written = tokio::task::spawn_blocking(move || {
-        let mut blobs = BlobReader::start(&git, &dir)?;
+        let mut blobs = batch.blobs(rt)?;
         let file = std::fs::File::create(&out)
             .map_err(|e| VcsError::Failed(format!("creating {}: {e}", out.display())))?;
         let mut file = std::io::BufWriter::with_capacity(256 << 10, file);
