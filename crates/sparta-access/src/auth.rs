@@ -6,7 +6,7 @@
 //! A file that fails to parse on reload leaves the previous one in force.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::AccessError;
@@ -20,11 +20,12 @@ mod watched;
 use cache::{Lookup, VerifiedCache, digest};
 use watched::Watched;
 
-/// Who a request was authenticated as. Never holds the secret.
+/// Who a request was authenticated as. Never holds the secret. The name
+/// is shared: every request of a cached credential clones it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    User(String),
-    Token(String),
+    User(Arc<str>),
+    Token(Arc<str>),
 }
 
 impl Principal {
@@ -125,7 +126,7 @@ impl Authenticator {
                 match htpasswd {
                     Some(h) if h.has_user(&user) => {
                         if h.verify(&user, &password) {
-                            Ok(Principal::User(user))
+                            Ok(Principal::User(user.into()))
                         } else {
                             Err(AuthFailure::Rejected)
                         }
@@ -217,7 +218,7 @@ impl Authenticator {
         let tokens = self.tokens.as_ref().ok_or(AuthFailure::Rejected)?.current();
         tokens
             .verify(token)
-            .map(|name| Principal::Token(name.to_owned()))
+            .map(|name| Principal::Token(name.into()))
             .ok_or(AuthFailure::Rejected)
     }
 }

@@ -16,9 +16,11 @@ use tokio::sync::mpsc;
 use crate::metrics::Metrics;
 
 mod line;
+mod record;
 mod tier;
 
-pub use line::Entry;
+pub use line::{Clock, Entry};
+pub use record::{Record, RequestIdText, Target, file_target};
 pub use tier::{Tier, TierSlot, by_path, current_tier, note_tier, tier_label, with_tier};
 
 /// Lines that may wait for the writer.
@@ -45,8 +47,11 @@ impl AuditSink {
     }
 }
 
+// A record lives in the queue's slot: boxing it would cost an allocation
+// on every request (and a free on the writer thread).
+#[allow(clippy::large_enum_variant)]
 enum Msg {
-    Line(String),
+    Record(Record),
     Flush(std::sync::mpsc::SyncSender<()>),
 }
 
@@ -96,13 +101,18 @@ impl AuditLog {
         let thread = std::thread::Builder::new()
             .name("sparta-audit".into())
             .spawn(move || {
+                // One buffer and one clock for every line.
+                let mut line = String::with_capacity(512);
+                let mut clock = Clock::default();
                 while let Some(msg) = rx.blocking_recv() {
                     let mut next = Some(msg);
                     // Write what is queued, then flush once.
                     while let Some(msg) = next.take() {
                         match msg {
-                            Msg::Line(line) => {
+                            Msg::Record(record) => {
                                 depth.dec();
+                                line.clear();
+                                record.write_to(&mut line, &mut clock);
                                 if writer.write_all(line.as_bytes()).is_err() {
                                     errors.inc();
                                 } else {
@@ -137,11 +147,11 @@ impl AuditLog {
         (log, guard)
     }
 
-    /// Queues one line, waiting for room when the sink lags.
-    pub async fn record(&self, entry: &Entry<'_>) {
-        let line = entry.line();
+    /// Queues one line, waiting for room when the sink lags. The writer
+    /// thread formats it.
+    pub async fn record(&self, record: Record) {
         self.queued.inc();
-        if self.tx.send(Msg::Line(line)).await.is_err() {
+        if self.tx.send(Msg::Record(record)).await.is_err() {
             self.queued.dec();
         }
     }
@@ -207,9 +217,26 @@ impl Write for LineWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::line::tests::entry;
     use super::*;
+    use sparta_access::Principal;
     use std::sync::Arc;
+    use std::time::SystemTime;
+
+    fn record(n: usize, path: String) -> Record {
+        Record {
+            time: SystemTime::now(),
+            request_id: None,
+            principal: Some(Principal::User("".into())),
+            client: Some([127, 0, 0, 1].into()),
+            method: axum::http::Method::GET,
+            path,
+            target: Target::None,
+            status: 200,
+            bytes: n as u64,
+            tier: Some("memory"),
+            decision: "allowed",
+        }
+    }
     use std::sync::Mutex;
 
     /// A sink that is slow and keeps what it got.
@@ -237,7 +264,7 @@ mod tests {
                 let log = log.clone();
                 tokio::spawn(async move {
                     let path = format!("/example.com/m/@v/{n}.info");
-                    log.record(&entry(n, &path)).await;
+                    log.record(record(n, path)).await;
                 })
             })
             .collect();

@@ -28,18 +28,22 @@ pub struct Entry<'a> {
 }
 
 impl Entry<'_> {
-    /// The JSON line, newline included. Written by hand: it is on every
-    /// audited request's path, and the fields are few and fixed.
+    /// The JSON line, newline included.
     pub fn line(&self) -> String {
-        // Room for the fixed fields and the path twice (module and version
-        // repeat it), so one allocation holds the line.
-        let mut out = String::with_capacity(256 + self.path.len() * 2);
+        let mut out = String::new();
+        self.write_to(&mut out, &mut Clock::default());
+        out
+    }
+
+    /// Appends the JSON line, newline included, to `out`. The writer thread
+    /// calls it with one buffer and one clock for every line.
+    pub fn write_to(&self, out: &mut String, clock: &mut Clock) {
         out.push_str("{\"time\":\"");
-        push_rfc3339(&mut out, self.time);
+        clock.push(out, self.time);
         out.push('"');
         if let Some(id) = self.request_id {
             out.push_str(",\"request_id\":");
-            push_json_str(&mut out, id);
+            push_json_str(out, id);
         }
         if let Some(p) = self.principal {
             let (kind, name) = match p {
@@ -48,18 +52,18 @@ impl Entry<'_> {
             };
             out.push_str(",\"principal\":\"");
             out.push_str(kind);
-            push_json_str_body(&mut out, name);
+            push_json_str_body(out, name);
             out.push('"');
         }
         if let Some(c) = self.client {
             out.push_str(",\"client\":\"");
-            push_ip(&mut out, c);
+            push_ip(out, c);
             out.push('"');
         }
         out.push_str(",\"method\":");
-        push_json_str(&mut out, self.method);
+        push_json_str(out, self.method);
         out.push_str(",\"path\":");
-        push_json_str(&mut out, self.path);
+        push_json_str(out, self.path);
         for (key, value) in [
             (",\"module\":", self.module),
             (",\"version\":", self.version),
@@ -67,21 +71,20 @@ impl Entry<'_> {
         ] {
             if let Some(v) = value {
                 out.push_str(key);
-                push_json_str(&mut out, v);
+                push_json_str(out, v);
             }
         }
         out.push_str(",\"status\":");
-        push_u64(&mut out, u64::from(self.status));
+        push_u64(out, u64::from(self.status));
         out.push_str(",\"bytes\":");
-        push_u64(&mut out, self.bytes);
+        push_u64(out, self.bytes);
         if let Some(t) = self.tier {
             out.push_str(",\"tier\":");
-            push_json_str(&mut out, t);
+            push_json_str(out, t);
         }
         out.push_str(",\"decision\":");
-        push_json_str(&mut out, self.decision);
+        push_json_str(out, self.decision);
         out.push_str("}\n");
-        out
     }
 }
 
@@ -94,6 +97,16 @@ fn push_json_str(out: &mut String, s: &str) {
 /// `s` escaped as JSON string content: quotes, backslashes and control
 /// characters; the rest (UTF-8 included) as it is, in runs.
 fn push_json_str_body(out: &mut String, s: &str) {
+    // Paths, names and ids almost never need escaping: find that out a
+    // chunk at a time (no early exit, so the check vectorises).
+    if s.as_bytes().chunks(16).all(|c| {
+        !c.iter().fold(false, |any, &b| {
+            any | (b < 0x20) | (b == b'"') | (b == b'\\')
+        })
+    }) {
+        out.push_str(s);
+        return;
+    }
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
         let esc = match b {
@@ -161,10 +174,38 @@ fn push_ip(out: &mut String, ip: IpAddr) {
     }
 }
 
+/// Writes times, remembering the last second's text: lines come many a
+/// second, and only the milliseconds differ between them.
+#[derive(Default)]
+pub struct Clock {
+    second: Option<u64>,
+    /// `2025-12-01T08:30:00.` of `second`.
+    prefix: String,
+}
+
+impl Clock {
+    /// `t` as RFC 3339 UTC with milliseconds: `2025-12-01T08:30:00.123Z`.
+    pub fn push(&mut self, out: &mut String, t: SystemTime) {
+        let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if self.second != Some(d.as_secs()) {
+            self.prefix.clear();
+            push_rfc3339_second(&mut self.prefix, d.as_secs());
+            self.second = Some(d.as_secs());
+        }
+        out.push_str(&self.prefix);
+        push_padded(out, u64::from(d.subsec_millis()), 3);
+        out.push('Z');
+    }
+}
+
 /// `t` as RFC 3339 UTC with milliseconds: `2025-12-01T08:30:00.123Z`.
+#[cfg(test)]
 fn push_rfc3339(out: &mut String, t: SystemTime) {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
+    Clock::default().push(out, t);
+}
+
+/// The whole second `secs` as RFC 3339 UTC, up to and with the `.`.
+fn push_rfc3339_second(out: &mut String, secs: u64) {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, day) = civil_from_days(days as i64);
     push_padded(out, y.clamp(0, 9999) as u64, 4);
@@ -179,8 +220,6 @@ fn push_rfc3339(out: &mut String, t: SystemTime) {
     out.push(':');
     push_padded(out, rem % 60, 2);
     out.push('.');
-    push_padded(out, u64::from(d.subsec_millis()), 3);
-    out.push('Z');
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
@@ -198,16 +237,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    pub(crate) const ALICE: &Principal = &Principal::User(String::new());
+    static ALICE: std::sync::LazyLock<Principal> =
+        std::sync::LazyLock::new(|| Principal::User("".into()));
 
-    pub(crate) fn entry(n: usize, path: &str) -> Entry<'_> {
+    fn entry(n: usize, path: &str) -> Entry<'_> {
         Entry {
             time: SystemTime::now(),
             request_id: None,
-            principal: Some(ALICE),
+            principal: Some(&ALICE),
             client: Some([127, 0, 0, 1].into()),
             method: "GET",
             path,
@@ -289,5 +329,26 @@ pub(crate) mod tests {
         push_rfc3339(&mut t, SystemTime::now());
         assert_eq!(t.len(), 24, "{t}");
         assert!(t.ends_with('Z'));
+        // One clock across seconds, minutes and a day: each as if alone.
+        let mut clock = Clock::default();
+        for ms in [
+            1_764_577_800_123u64,
+            1_764_577_800_999,
+            1_764_577_801_000,
+            1_764_633_599_999,
+            1_764_633_600_000,
+        ] {
+            let t = UNIX_EPOCH + std::time::Duration::from_millis(ms);
+            let (mut a, mut b) = (String::new(), String::new());
+            clock.push(&mut a, t);
+            push_rfc3339(&mut b, t);
+            assert_eq!(a, b);
+        }
+        let mut t = String::new();
+        clock.push(
+            &mut t,
+            UNIX_EPOCH + std::time::Duration::from_millis(1_764_633_600_007),
+        );
+        assert_eq!(t, "2025-12-02T00:00:00.007Z");
     }
 }
