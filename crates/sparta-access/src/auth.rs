@@ -5,31 +5,27 @@
 //! second. [`Authenticator::authenticate`] decides from what is loaded.
 //! A file that fails to parse on reload leaves the previous one in force.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
-
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::AccessError;
 use crate::credentials::{
     AuthFailure, Credential, Htpasswd, MAX_AUTHORIZATION, Tokens, parse_authorization,
 };
 
-/// How often a credential file's metadata is looked at, at most.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
-/// How long a verified credential is remembered (bcrypt costs ~50-250 ms).
-const CACHE_TTL: Duration = Duration::from_secs(300);
-/// How many verified credentials are remembered.
-const CACHE_ENTRIES: usize = 4096;
+mod cache;
+mod watched;
 
-/// Who a request was authenticated as. Never holds the secret.
+use cache::{Lookup, VerifiedCache, digest};
+use watched::Watched;
+
+/// Who a request was authenticated as. Never holds the secret. The name
+/// is shared: every request of a cached credential clones it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    User(String),
-    Token(String),
+    User(Arc<str>),
+    Token(Arc<str>),
 }
 
 impl Principal {
@@ -39,156 +35,6 @@ impl Principal {
             Principal::User(n) => format!("user:{n}"),
             Principal::Token(n) => format!("token:{n}"),
         }
-    }
-}
-
-/// A file parsed with the metadata it had when read.
-struct Loaded<T> {
-    value: Arc<T>,
-    stamp: Option<(SystemTime, u64)>,
-}
-
-/// One credential file, reloaded when it changes.
-struct Watched<T> {
-    path: PathBuf,
-    loaded: RwLock<Loaded<T>>,
-    checked: Mutex<Instant>,
-    parse: fn(&str, &str) -> Result<T, AccessError>,
-}
-
-fn stamp(path: &Path) -> Result<(SystemTime, u64), AccessError> {
-    let meta = std::fs::metadata(path).map_err(|source| AccessError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    Ok((
-        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        meta.len(),
-    ))
-}
-
-impl<T> Watched<T> {
-    fn open(
-        path: &Path,
-        parse: fn(&str, &str) -> Result<T, AccessError>,
-    ) -> Result<Self, AccessError> {
-        let (value, st) = Self::read(path, parse)?;
-        Ok(Watched {
-            path: path.to_owned(),
-            loaded: RwLock::new(Loaded {
-                value: Arc::new(value),
-                stamp: Some(st),
-            }),
-            checked: Mutex::new(Instant::now()),
-            parse,
-        })
-    }
-
-    fn read(
-        path: &Path,
-        parse: fn(&str, &str) -> Result<T, AccessError>,
-    ) -> Result<(T, (SystemTime, u64)), AccessError> {
-        let st = stamp(path)?;
-        let text = std::fs::read_to_string(path).map_err(|source| AccessError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Ok((parse(&text, &path.display().to_string())?, st))
-    }
-
-    fn current(&self) -> Arc<T> {
-        self.loaded
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .value
-            .clone()
-    }
-
-    /// Re-reads the file if it changed; `Ok(true)` when it was reloaded.
-    fn refresh(&self, now: Instant) -> Result<bool, AccessError> {
-        {
-            let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-            if now.saturating_duration_since(*checked) < CHECK_EVERY {
-                return Ok(false);
-            }
-            *checked = now;
-        }
-        let st = stamp(&self.path)?;
-        let old = self.loaded.read().unwrap_or_else(|e| e.into_inner()).stamp;
-        if old == Some(st) {
-            return Ok(false);
-        }
-        let (value, st) = Self::read(&self.path, self.parse)?;
-        *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Loaded {
-            value: Arc::new(value),
-            stamp: Some(st),
-        };
-        Ok(true)
-    }
-}
-
-/// Credentials that passed lately, keyed by the SHA-256 of the whole
-/// `Authorization` value: a netrc client sends the same header on every
-/// request, so a hit costs one hash and no parsing, bcrypt or token scan.
-/// Only successes are kept, so bad credentials cannot grow it.
-#[derive(Default)]
-struct VerifiedCache {
-    /// By the digest's first 8 bytes; the whole digest is compared in
-    /// constant time on a hit.
-    entries: HashMap<u64, Verified>,
-    /// Bumped (and the entries dropped) whenever a credential file reloads.
-    generation: u64,
-}
-
-struct Verified {
-    digest: [u8; 32],
-    principal: Principal,
-    at: Instant,
-}
-
-/// What the cache says of an `Authorization` value.
-enum Lookup {
-    Hit(Principal),
-    Miss { key: [u8; 32], generation: u64 },
-}
-
-/// The cache key of an `Authorization` value.
-fn digest(value: &[u8]) -> [u8; 32] {
-    Sha256::digest(value).into()
-}
-
-fn slot(digest: &[u8; 32]) -> u64 {
-    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
-}
-
-impl VerifiedCache {
-    fn hit(&self, digest: &[u8; 32], now: Instant) -> Option<&Principal> {
-        let e = self.entries.get(&slot(digest))?;
-        let fresh = now.saturating_duration_since(e.at) < CACHE_TTL;
-        (bool::from(e.digest.ct_eq(digest)) && fresh).then_some(&e.principal)
-    }
-
-    /// Remembers a success decided under `generation`; a file reloaded
-    /// since then makes it stale, so it is not kept.
-    fn insert(&mut self, digest: [u8; 32], principal: Principal, generation: u64, now: Instant) {
-        if generation != self.generation {
-            return;
-        }
-        if self.entries.len() >= CACHE_ENTRIES {
-            self.entries
-                .retain(|_, e| now.saturating_duration_since(e.at) < CACHE_TTL);
-            if self.entries.len() >= CACHE_ENTRIES {
-                self.entries.clear();
-            }
-        }
-        self.entries.insert(
-            slot(&digest),
-            Verified {
-                digest,
-                principal,
-                at: now,
-            },
-        );
     }
 }
 
@@ -245,9 +91,10 @@ impl Authenticator {
         if reloaded {
             // A removed user, token or changed password must not outlive
             // the file: drop what was verified against the old one.
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache.entries.clear();
-            cache.generation += 1;
+            self.cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reloaded();
         }
         errors
     }
@@ -279,7 +126,7 @@ impl Authenticator {
                 match htpasswd {
                     Some(h) if h.has_user(&user) => {
                         if h.verify(&user, &password) {
-                            Ok(Principal::User(user))
+                            Ok(Principal::User(user.into()))
                         } else {
                             Err(AuthFailure::Rejected)
                         }
@@ -342,7 +189,7 @@ impl Authenticator {
             Some(p) => Lookup::Hit(p.clone()),
             None => Lookup::Miss {
                 key,
-                generation: cache.generation,
+                generation: cache.generation(),
             },
         })
     }
@@ -371,16 +218,19 @@ impl Authenticator {
         let tokens = self.tokens.as_ref().ok_or(AuthFailure::Rejected)?.current();
         tokens
             .verify(token)
-            .map(|name| Principal::Token(name.to_owned()))
+            .map(|name| Principal::Token(name.into()))
             .ok_or(AuthFailure::Rejected)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::watched::CHECK_EVERY;
     use super::*;
     use crate::credentials::hash_token;
     use base64::Engine;
+    use std::path::PathBuf;
+    use std::time::Duration;
 
     fn basic(user: &str, pw: &str) -> Vec<u8> {
         format!(
@@ -503,17 +353,6 @@ mod tests {
         assert!(Authenticator::open(Some(Path::new("/nonexistent/htpasswd")), None).is_err());
     }
 
-    #[test]
-    fn the_cache_stays_bounded() {
-        let mut c = VerifiedCache::default();
-        let now = Instant::now();
-        for i in 0..(CACHE_ENTRIES * 2) {
-            let k = digest(i.to_string().as_bytes());
-            c.insert(k, Principal::User("u".into()), 0, now);
-            assert!(c.entries.len() <= CACHE_ENTRIES);
-        }
-    }
-
     fn files(dir: &Path) -> (PathBuf, PathBuf) {
         let users = dir.join("htpasswd");
         let tokens = dir.join("tokens");
@@ -553,10 +392,10 @@ mod tests {
             a.authenticate(Some(&basic("alice", "wrong")), t0),
             Err(AuthFailure::Rejected)
         );
-        assert_eq!(a.cache.lock().unwrap().entries.len(), 0);
+        assert_eq!(a.cache.lock().unwrap().len(), 0);
         assert!(a.authenticate(Some(&basic("alice", "pw1")), t0).is_ok());
         assert!(a.authenticate(Some(b"Bearer tok"), t0).is_ok());
-        assert_eq!(a.cache.lock().unwrap().entries.len(), 2);
+        assert_eq!(a.cache.lock().unwrap().len(), 2);
     }
 
     #[test]
@@ -575,7 +414,7 @@ mod tests {
             Check::Done(Ok(Principal::Token("ci".into())))
         );
         // Both are served from the cache now.
-        assert_eq!(a.cache.lock().unwrap().entries.len(), 2);
+        assert_eq!(a.cache.lock().unwrap().len(), 2);
         assert_eq!(
             a.check_cached(Some(&alice), t0),
             Check::Done(Ok(Principal::User("alice".into())))
@@ -626,16 +465,5 @@ mod tests {
             a.check_cached(Some(b"Bearer tok"), t0 + CHECK_EVERY),
             Check::Done(Err(AuthFailure::Rejected))
         );
-    }
-
-    #[test]
-    fn entries_expire() {
-        let mut c = VerifiedCache::default();
-        let t0 = Instant::now();
-        let k = digest(b"Bearer tok");
-        c.insert(k, Principal::Token("ci".into()), 0, t0);
-        assert!(c.hit(&k, t0).is_some());
-        assert!(c.hit(&digest(b"Bearer tol"), t0).is_none());
-        assert!(c.hit(&k, t0 + CACHE_TTL).is_none());
     }
 }

@@ -4,15 +4,12 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
+use crate::AppState;
+use crate::audit::{self, Record, RequestIdText, Target, TierSlot};
+use crate::metrics::RouteKind;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{Method, header};
 use axum::response::Response;
-use sparta_core::escape::unescape;
-use sparta_core::{InfoVersion, ProxyRequest};
-
-use crate::AppState;
-use crate::audit::{self, Entry, TierSlot};
-use crate::metrics::RouteKind;
 
 /// Paths that stay open whatever the access settings: Kubernetes probes
 /// and scrapes carry no credentials (put /metrics on `--admin-listen` to
@@ -46,7 +43,11 @@ pub(crate) async fn guarded(state: &AppState, request: Request) -> (RouteKind, R
         };
     };
     let method = request.method().clone();
-    let request_id = request.headers().get("x-request-id").cloned();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(RequestIdText::new);
     let (route, response, decision, tier) = match verdict {
         Err(refusal) => {
             let decision = refusal.label();
@@ -64,12 +65,13 @@ pub(crate) async fn guarded(state: &AppState, request: Request) -> (RouteKind, R
         }
     };
     let status = response.status();
+    // Which file, in the cheapest form that names it: the writer thread
+    // unescapes a memory hit's key.
     let target = match proxy_path {
-        Some(p) if tier.as_ref().is_some_and(audit::by_path) => memory_target(p),
-        Some(p) => file_target(p),
-        None => None,
+        Some(p) => Target::of(&path, p, tier.as_ref().is_some_and(audit::by_path)),
+        None => Target::None,
     };
-    if decision == "allowed" && target.is_none() {
+    if decision == "allowed" && !target.is_some() {
         return (route, response);
     }
     let bytes = if method == Method::HEAD {
@@ -82,21 +84,15 @@ pub(crate) async fn guarded(state: &AppState, request: Request) -> (RouteKind, R
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    let (module, version, file) = match &target {
-        Some((m, v, f)) => (Some(m.as_str()), Some(v.as_str()), Some(*f)),
-        None => (None, None, None),
-    };
     audit
-        .record(&Entry {
+        .record(Record {
             time: SystemTime::now(),
-            request_id: request_id.as_ref().and_then(|v| v.to_str().ok()),
-            principal: caller.principal.as_ref(),
+            request_id,
+            principal: caller.principal,
             client: caller.client,
-            method: method.as_str(),
-            path: &path,
-            module,
-            version,
-            file,
+            method,
+            path,
+            target,
             status: status.as_u16(),
             bytes,
             tier: tier
@@ -110,77 +106,16 @@ pub(crate) async fn guarded(state: &AppState, request: Request) -> (RouteKind, R
 }
 
 /// Whether `path` may name an `.info`, `.mod` or `.zip` file: every path
-/// [`file_target`] accepts passes (a `%` may hide anything).
+/// [`audit::file_target`] accepts passes (a `%` may hide anything).
 fn may_be_file(path: &str) -> bool {
     path.contains('%')
         || (path.contains("/@v/") && [".info", ".mod", ".zip"].iter().any(|e| path.ends_with(e)))
 }
 
-/// (module, version, file) of an `.info`, `.mod` or `.zip` request.
-fn file_target(path: &str) -> Option<(String, String, &'static str)> {
-    match ProxyRequest::parse(path).ok()? {
-        ProxyRequest::Info(m, InfoVersion::Canonical(v)) => {
-            Some((m.as_str().to_owned(), v.as_str().to_owned(), "info"))
-        }
-        ProxyRequest::Mod(m, v) => Some((m.as_str().to_owned(), v.as_str().to_owned(), "mod")),
-        ProxyRequest::Zip(m, v) => Some((m.as_str().to_owned(), v.as_str().to_owned(), "zip")),
-        _ => None,
-    }
-}
-
-/// [`file_target`] of a path the memory cache answered under that very
-/// path ([`audit::Tier::MemoryByPath`]), without checking it again: it is
-/// then the storage key of a version file, its canonical escaped path
-/// (never `%`, never under `_sparta/`), put there after a request for it
-/// was parsed. Anything else takes the full parse.
-fn memory_target(path: &str) -> Option<(String, String, &'static str)> {
-    if path.contains('%') || path.starts_with("_sparta/") {
-        return file_target(path);
-    }
-    let fast = (|| {
-        let (module, file) = path.split_once("/@v/")?;
-        let (version, ext) = file.rsplit_once('.')?;
-        let kind = match ext {
-            "info" => "info",
-            "mod" => "mod",
-            "zip" => "zip",
-            _ => return None,
-        };
-        Some((unescape(module).ok()?, unescape(version).ok()?, kind))
-    })();
-    debug_assert_eq!(fast, file_target(path), "{path}");
-    fast.or_else(|| file_target(path))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_memory_shortcut_agrees_with_the_parse() {
-        for path in [
-            "example.com/m/@v/v1.0.0.info",
-            "github.com/!azure/!s!d!k/v2/@v/v2.1.0-!r!c.1.mod",
-            "example.com/m/@v/v1.0.0+incompatible.zip",
-            "gopkg.in/yaml.v3/@v/v3.0.1.info",
-        ] {
-            assert!(may_be_file(path), "{path}");
-            let parsed = file_target(path);
-            assert!(parsed.is_some(), "{path}");
-            assert_eq!(memory_target(path), parsed, "{path}");
-        }
-        assert_eq!(
-            memory_target("github.com/!azure/x/@v/v1.0.0.info"),
-            Some(("github.com/Azure/x".into(), "v1.0.0".into(), "info"))
-        );
-        // What no storage key looks like falls back to the parse.
-        for path in ["x/@v/v1.0.0.info%20", "_sparta/query/x/@v/master.info"] {
-            assert_eq!(memory_target(path), file_target(path), "{path}");
-        }
-        for bad in ["A", "!", "a!", "!1", "é"] {
-            assert!(unescape(bad).is_err(), "{bad}");
-        }
-    }
+    use crate::audit::file_target;
 
     #[test]
     fn whatever_parses_as_a_file_may_be_one() {
