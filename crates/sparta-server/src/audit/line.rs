@@ -146,16 +146,7 @@ fn push_u64(out: &mut String, mut n: u64) {
     out.push_str(std::str::from_utf8(&buf[i..]).expect("digits"));
 }
 
-/// `n` as `width` digits, zero-padded.
-fn push_padded(out: &mut String, n: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut n = n;
-    for b in buf[..width].iter_mut().rev() {
-        *b = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    out.push_str(std::str::from_utf8(&buf[..width]).expect("digits"));
-}
+use sparta_core::civil::push_padded;
 
 fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
@@ -206,34 +197,8 @@ fn push_rfc3339(out: &mut String, t: SystemTime) {
 
 /// The whole second `secs` as RFC 3339 UTC, up to and with the `.`.
 fn push_rfc3339_second(out: &mut String, secs: u64) {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil_from_days(days as i64);
-    push_padded(out, y.clamp(0, 9999) as u64, 4);
-    out.push('-');
-    push_padded(out, u64::from(m), 2);
-    out.push('-');
-    push_padded(out, u64::from(day), 2);
-    out.push('T');
-    push_padded(out, rem / 3600, 2);
-    out.push(':');
-    push_padded(out, rem % 3600 / 60, 2);
-    out.push(':');
-    push_padded(out, rem % 60, 2);
+    sparta_core::civil::Civil::from_unix(secs as i64).push_rfc3339(out);
     out.push('.');
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -322,9 +287,6 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_423), (2025, 12, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         let mut t = String::new();
         push_rfc3339(&mut t, SystemTime::now());
         assert_eq!(t.len(), 24, "{t}");
