@@ -263,7 +263,6 @@ impl Read for BlobStream<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn blobs_stream_and_the_process_is_reused_only_when_clean() {
@@ -293,13 +292,7 @@ mod tests {
             &[&gd, "hash-object", "-w", "--stdin"],
             Some(&"y".repeat(200_000)),
         );
-        let home = t.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        let git = Git {
-            timeout: Duration::from_secs(60),
-            home,
-            allow_file: false,
-        };
+        let git = Git::for_tests(t.path().join("home"));
         let batch = std::sync::Arc::new(Batch::new(git, dir));
         batch.warm().unwrap();
         let rt = tokio::runtime::Handle::current();

@@ -40,6 +40,19 @@ pub(crate) struct Git {
     pub allow_file: bool,
 }
 
+#[cfg(test)]
+impl Git {
+    /// A git for unit tests: a minute per call, HOME in `home`.
+    pub(crate) fn for_tests(home: PathBuf) -> Git {
+        std::fs::create_dir_all(&home).unwrap();
+        Git {
+            timeout: Duration::from_secs(60),
+            home,
+            allow_file: false,
+        }
+    }
+}
+
 /// The environment variable the credential helper reads.
 const CRED_ENV: &str = "SPARTA_GIT_CREDENTIAL";
 

@@ -238,7 +238,6 @@ pub(crate) async fn descends_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     /// A repository with one commit (committer time 1700000000): go.mod, a
     /// directory, and a file of 100 bytes.
@@ -272,13 +271,7 @@ mod tests {
             "one",
         ]);
         let hash = sh(&["rev-parse", "HEAD"]).trim().to_owned();
-        let home = t.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        let git = Git {
-            timeout: Duration::from_secs(60),
-            home,
-            allow_file: false,
-        };
+        let git = Git::for_tests(t.path().join("home"));
         (t, git, hash)
     }
 

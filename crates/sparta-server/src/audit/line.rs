@@ -132,18 +132,8 @@ fn push_json_str_body(out: &mut String, s: &str) {
     out.push_str(&s[start..]);
 }
 
-fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&buf[i..]).expect("digits"));
+fn push_u64(out: &mut String, n: u64) {
+    push_padded(out, n, 1);
 }
 
 use sparta_core::civil::push_padded;
