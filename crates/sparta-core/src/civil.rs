@@ -60,12 +60,40 @@ impl Civil {
 pub fn push_rfc3339(out: &mut String, t: SystemTime, digits: u32) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     Civil::from_unix(d.as_secs() as i64).push_rfc3339(out);
+    push_fraction(out, d.subsec_nanos(), digits);
+}
+
+/// Writes times for a stream of lines, remembering the last second's text:
+/// lines come many a second, and only the fraction differs between them.
+#[derive(Default)]
+pub struct Clock {
+    second: Option<u64>,
+    /// `2025-12-01T08:30:00` of `second`.
+    prefix: String,
+}
+
+impl Clock {
+    /// What [`push_rfc3339`] writes for `t` and `digits`.
+    pub fn push(&mut self, out: &mut String, t: SystemTime, digits: u32) {
+        let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if self.second != Some(d.as_secs()) {
+            self.prefix.clear();
+            Civil::from_unix(d.as_secs() as i64).push_rfc3339(&mut self.prefix);
+            self.second = Some(d.as_secs());
+        }
+        out.push_str(&self.prefix);
+        push_fraction(out, d.subsec_nanos(), digits);
+    }
+}
+
+/// `.123Z` (for 3 digits) of `nanos`; just `Z` for none.
+fn push_fraction(out: &mut String, nanos: u32, digits: u32) {
     if digits > 0 {
         let digits = digits.min(9);
         out.push('.');
         push_padded(
             out,
-            u64::from(d.subsec_nanos() / 10u32.pow(9 - digits)),
+            u64::from(nanos / 10u32.pow(9 - digits)),
             digits as usize,
         );
     }
@@ -123,6 +151,35 @@ mod tests {
             push_rfc3339(&mut s, t, digits);
             assert_eq!(s, want);
         }
+    }
+
+    #[test]
+    fn a_clock_writes_what_push_rfc3339_does() {
+        // One clock across seconds, minutes and a day: each as if alone.
+        let mut clock = Clock::default();
+        for ms in [
+            1_764_577_800_123u64,
+            1_764_577_800_999,
+            1_764_577_801_000,
+            1_764_633_599_999,
+            1_764_633_600_000,
+            1_764_633_600_007,
+        ] {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            for digits in [0, 3, 6] {
+                let (mut a, mut b) = (String::new(), String::new());
+                clock.push(&mut a, t, digits);
+                push_rfc3339(&mut b, t, digits);
+                assert_eq!(a, b);
+            }
+        }
+        let mut s = String::new();
+        clock.push(
+            &mut s,
+            UNIX_EPOCH + Duration::from_millis(1_764_633_600_007),
+            3,
+        );
+        assert_eq!(s, "2025-12-02T00:00:00.007Z");
     }
 
     #[test]

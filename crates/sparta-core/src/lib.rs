@@ -12,6 +12,7 @@ pub mod escape;
 pub mod glob;
 pub mod gomod;
 pub mod hash;
+pub mod jsontext;
 pub mod key;
 pub mod module;
 pub mod modzip;

@@ -19,8 +19,8 @@ mod line;
 mod record;
 mod tier;
 
-pub use line::{Clock, Entry};
-pub use record::{Record, RequestIdText, Target, file_target};
+pub use line::Entry;
+pub use record::{Record, Target, file_target};
 pub use tier::{Tier, TierSlot, by_path, current_tier, note_tier, tier_label, with_tier};
 
 /// Lines that may wait for the writer.
@@ -103,7 +103,7 @@ impl AuditLog {
             .spawn(move || {
                 // One buffer and one clock for every line.
                 let mut line = String::with_capacity(512);
-                let mut clock = Clock::default();
+                let mut clock = sparta_core::civil::Clock::default();
                 while let Some(msg) = rx.blocking_recv() {
                     let mut next = Some(msg);
                     // Write what is queued, then flush once.

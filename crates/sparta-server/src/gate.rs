@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use crate::AppState;
-use crate::audit::{self, Record, RequestIdText, Target, TierSlot};
+use crate::audit::{self, Record, Target, TierSlot};
 use crate::metrics::RouteKind;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{Method, header};
@@ -43,11 +43,8 @@ pub(crate) async fn guarded(state: &AppState, request: Request) -> (RouteKind, R
         };
     };
     let method = request.method().clone();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(RequestIdText::new);
+    // Guarded requests run in their id's scope (http::handle).
+    let request_id = crate::reqid::current();
     let (route, response, decision, tier) = match verdict {
         Err(refusal) => {
             let decision = refusal.label();

@@ -35,12 +35,8 @@ const REVALIDATE: HeaderValue = HeaderValue::from_static("public, max-age=60");
 
 /// The one entry point for every request: gives it an id, counts, times
 /// and logs it (every line of the request under its id).
-pub async fn handle(State(state): State<Arc<AppState>>, mut request: Request) -> Response {
+pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let id = RequestId::from_headers(request.headers());
-    // The audit line reads the id from here.
-    request
-        .headers_mut()
-        .insert(reqid::HEADER, id.header_value());
     // The id is a task-local, not a span: every log line reads it from there
     // (a span per request cost more than serving a warm file).
     let mut response = reqid::scope(id.clone(), Box::pin(handle_with_id(state, request))).await;

@@ -13,7 +13,10 @@
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use sparta_core::civil::Clock;
+use sparta_core::jsontext::push_str as push_json_str;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -87,27 +90,12 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::default();
-    /// The second last formatted and its text: lines come many per second.
-    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    static CLOCK: RefCell<Clock> = RefCell::default();
 }
 
 /// `2025-12-01T08:30:00.123456Z`.
 fn push_timestamp(out: &mut String) {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    SECOND.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.0 != d.as_secs() {
-            c.1.clear();
-            sparta_core::civil::Civil::from_unix(d.as_secs() as i64).push_rfc3339(&mut c.1);
-            c.0 = d.as_secs();
-        }
-        out.push_str(&c.1);
-    });
-    out.push('.');
-    sparta_core::civil::push_padded(out, u64::from(d.subsec_micros()), 6);
-    out.push('Z');
+    CLOCK.with(|c| c.borrow_mut().push(out, SystemTime::now(), 6));
 }
 
 /// `name{fields}:` of each span around the event, outermost first.
@@ -292,32 +280,6 @@ impl Visit for Fields<'_> {
             let _ = write!(self.out, "{value:?}");
         }
     }
-}
-
-/// `s` as a JSON string, quoted and escaped.
-fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let mut plain = 0;
-    for (i, c) in s.char_indices() {
-        let esc = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            c if (c as u32) < 0x20 || c == '\u{7f}' => "",
-            _ => continue,
-        };
-        out.push_str(&s[plain..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{:04x}", c as u32);
-        } else {
-            out.push_str(esc);
-        }
-        plain = i + c.len_utf8();
-    }
-    out.push_str(&s[plain..]);
-    out.push('"');
 }
 
 #[cfg(test)]

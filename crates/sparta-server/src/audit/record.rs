@@ -10,13 +10,15 @@ use sparta_access::Principal;
 use sparta_core::escape::unescape;
 use sparta_core::{InfoVersion, ProxyRequest};
 
-use super::line::{Clock, Entry};
+use super::line::Entry;
+use crate::reqid::RequestId;
+use sparta_core::civil::Clock;
 
 /// One audited request or refusal, as the writer thread receives it.
 #[derive(Debug)]
 pub struct Record {
     pub time: SystemTime,
-    pub request_id: Option<RequestIdText>,
+    pub request_id: Option<RequestId>,
     /// Absent when authentication is off or failed.
     pub principal: Option<Principal>,
     pub client: Option<IpAddr>,
@@ -83,36 +85,6 @@ fn names_file(path: &str) -> bool {
         .is_some_and(|(_, ext)| matches!(ext, "info" | "mod" | "zip"))
 }
 
-/// A request id (at most 64 bytes, [`crate::reqid`]) held without an
-/// allocation; a longer one (none is made today) goes to the heap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestIdText {
-    Inline { len: u8, bytes: [u8; 64] },
-    Heap(Box<str>),
-}
-
-impl RequestIdText {
-    pub fn new(id: &str) -> Self {
-        match u8::try_from(id.len()) {
-            Ok(len) if id.len() <= 64 => {
-                let mut bytes = [0; 64];
-                bytes[..id.len()].copy_from_slice(id.as_bytes());
-                RequestIdText::Inline { len, bytes }
-            }
-            _ => RequestIdText::Heap(id.into()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            RequestIdText::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
-            }
-            RequestIdText::Heap(s) => s,
-        }
-    }
-}
-
 impl Record {
     /// Appends the record's JSON line to `out`.
     pub fn write_to(&self, out: &mut String, clock: &mut Clock) {
@@ -134,7 +106,7 @@ impl Record {
         };
         Entry {
             time: self.time,
-            request_id: self.request_id.as_ref().map(RequestIdText::as_str),
+            request_id: self.request_id.as_ref().map(RequestId::as_str),
             principal: self.principal.as_ref(),
             client: self.client,
             method: self.method.as_str(),
@@ -233,7 +205,7 @@ mod tests {
         let line = |target: Target| {
             let r = Record {
                 time: SystemTime::UNIX_EPOCH,
-                request_id: Some(RequestIdText::new("abc")),
+                request_id: RequestId::parse("abc"),
                 principal: Some(Principal::User("u".into())),
                 client: None,
                 method: Method::GET,
@@ -254,12 +226,5 @@ mod tests {
         assert_eq!(v["module"], "github.com/Azure/x");
         assert_eq!(v["request_id"], "abc");
         assert_eq!(v["principal"], "user:u");
-    }
-
-    #[test]
-    fn request_ids_of_any_length_survive() {
-        for id in ["", "a", &"x".repeat(64), &"y".repeat(65)] {
-            assert_eq!(RequestIdText::new(id).as_str(), id);
-        }
     }
 }
