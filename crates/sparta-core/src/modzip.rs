@@ -321,9 +321,18 @@ fn parse_go_lang(v: &str) -> Option<(u64, u64)> {
     }
 }
 
+/// Files up to this size are read whole and compressed on worker threads;
+/// larger ones stream through the writer, so memory stays bounded.
+const PARALLEL_MAX_FILE: u64 = 256 << 10;
+/// Small files read ahead of the one being written, at most.
+const PARALLEL_WINDOW: usize = 8;
+
 /// Writes the planned zip to `out`. `copy` writes one file's bytes into the
 /// writer it is given (streamed from wherever the caller keeps them); each
 /// file must come to exactly its planned size. Returns the zip's size.
+///
+/// Deflate is most of the time a zip takes to build: small files are
+/// compressed on a few threads, in order, while `copy` reads the next ones.
 pub fn write_zip<W, F>(
     out: W,
     plan: &ZipPlan,
@@ -334,43 +343,169 @@ where
     W: Write + Seek,
     F: FnMut(&PlannedFile, &mut dyn Write) -> std::io::Result<()>,
 {
-    let io = |e: std::io::Error| CoreError::InvalidZip(format!("writing module zip: {e}"));
-    let ze = |e: zip::result::ZipError| CoreError::InvalidZip(format!("writing module zip: {e}"));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .large_file(false);
+    let small = plan
+        .files
+        .iter()
+        .filter(|f| f.size <= PARALLEL_MAX_FILE)
+        .count();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(small);
     let mut zw = zip::ZipWriter::new(out);
-    for f in &plan.files {
-        zw.start_file(format!("{}{}", plan.prefix, f.name), options)
-            .map_err(ze)?;
-        let mut bounded = Bounded {
-            inner: &mut zw,
-            left: f.size,
-            over: false,
-        };
-        let res = copy(f, &mut bounded);
-        if bounded.over {
-            return Err(CoreError::InvalidZip(format!(
-                "file {:?} is larger than declared",
-                f.name
-            )));
+    if workers < 2 {
+        for f in &plan.files {
+            stream_file(&mut zw, plan, f, &mut copy)?;
         }
-        res.map_err(io)?;
-        if bounded.left != 0 {
-            return Err(CoreError::InvalidZip(format!(
-                "file {:?} is shorter than declared",
-                f.name
-            )));
-        }
+    } else {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(PARALLEL_WINDOW);
+        let queue = std::sync::Mutex::new(queue);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let queue = &queue;
+                scope.spawn(move || {
+                    // Ends when the writer drops its sender.
+                    while let Ok(job) = {
+                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        next
+                    } {
+                        let _ = job.done.send(compress(job.name, &job.data));
+                    }
+                });
+            }
+            write_ordered(&mut zw, plan, &mut copy, jobs)
+        })?;
     }
-    let mut out = zw.finish().map_err(ze)?;
-    let size = out.stream_position().map_err(io)?;
+    let mut out = zw.finish().map_err(zip_error)?;
+    let size = out.stream_position().map_err(io_error)?;
     if size > max_zip_size {
         return Err(CoreError::InvalidZip(format!(
             "module zip file is too large ({size} bytes; limit is {max_zip_size} bytes)"
         )));
     }
     Ok(size)
+}
+
+fn io_error(e: std::io::Error) -> CoreError {
+    CoreError::InvalidZip(format!("writing module zip: {e}"))
+}
+
+fn zip_error(e: zip::result::ZipError) -> CoreError {
+    CoreError::InvalidZip(format!("writing module zip: {e}"))
+}
+
+fn file_options() -> zip::write::SimpleFileOptions {
+    zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(false)
+}
+
+/// One small file for a worker to compress, and where its entry goes.
+struct Job {
+    name: String,
+    data: Vec<u8>,
+    done: std::sync::mpsc::SyncSender<zip::result::ZipResult<zip::write::PreparedZipFile>>,
+}
+
+fn compress(name: String, data: &[u8]) -> zip::result::ZipResult<zip::write::PreparedZipFile> {
+    let mut entry = zip::write::ZipFileBuilder::new(name, file_options())?;
+    entry.write_all(data)?;
+    entry.finish()
+}
+
+/// The writer's side: reads each small file whole and hands it to the
+/// workers, adds their entries in plan order, and streams large files
+/// itself once the entries before them are in.
+fn write_ordered<W: Write + Seek, F>(
+    zw: &mut zip::ZipWriter<W>,
+    plan: &ZipPlan,
+    copy: &mut F,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+) -> Result<(), CoreError>
+where
+    F: FnMut(&PlannedFile, &mut dyn Write) -> std::io::Result<()>,
+{
+    type Pending = std::sync::mpsc::Receiver<zip::result::ZipResult<zip::write::PreparedZipFile>>;
+    let mut pending: std::collections::VecDeque<Pending> = Default::default();
+    let add = |zw: &mut zip::ZipWriter<W>, done: Pending| -> Result<(), CoreError> {
+        let entry = done
+            .recv()
+            .map_err(|_| CoreError::InvalidZip("a zip worker stopped".into()))?
+            .map_err(zip_error)?;
+        zw.add_prepared_file(entry).map_err(zip_error)
+    };
+    for f in &plan.files {
+        if f.size > PARALLEL_MAX_FILE {
+            while let Some(done) = pending.pop_front() {
+                add(zw, done)?;
+            }
+            stream_file(zw, plan, f, copy)?;
+            continue;
+        }
+        let mut data = Vec::with_capacity(f.size as usize);
+        read_exactly(f, &mut data, copy)?;
+        let (done_tx, done) = std::sync::mpsc::sync_channel(1);
+        let job = Job {
+            name: format!("{}{}", plan.prefix, f.name),
+            data,
+            done: done_tx,
+        };
+        jobs.send(job)
+            .map_err(|_| CoreError::InvalidZip("the zip workers stopped".into()))?;
+        pending.push_back(done);
+        if pending.len() >= PARALLEL_WINDOW
+            && let Some(done) = pending.pop_front()
+        {
+            add(zw, done)?;
+        }
+    }
+    drop(jobs);
+    while let Some(done) = pending.pop_front() {
+        add(zw, done)?;
+    }
+    Ok(())
+}
+
+/// One file straight through the zip writer's compressor.
+fn stream_file<W: Write + Seek, F>(
+    zw: &mut zip::ZipWriter<W>,
+    plan: &ZipPlan,
+    f: &PlannedFile,
+    copy: &mut F,
+) -> Result<(), CoreError>
+where
+    F: FnMut(&PlannedFile, &mut dyn Write) -> std::io::Result<()>,
+{
+    zw.start_file(format!("{}{}", plan.prefix, f.name), file_options())
+        .map_err(zip_error)?;
+    read_exactly(f, zw, copy)
+}
+
+/// `copy` of one file into `out`, which must come to its planned size.
+fn read_exactly<O: Write, F>(f: &PlannedFile, out: &mut O, copy: &mut F) -> Result<(), CoreError>
+where
+    F: FnMut(&PlannedFile, &mut dyn Write) -> std::io::Result<()>,
+{
+    let mut bounded = Bounded {
+        inner: out,
+        left: f.size,
+        over: false,
+    };
+    let res = copy(f, &mut bounded);
+    if bounded.over {
+        return Err(CoreError::InvalidZip(format!(
+            "file {:?} is larger than declared",
+            f.name
+        )));
+    }
+    res.map_err(io_error)?;
+    if bounded.left != 0 {
+        return Err(CoreError::InvalidZip(format!(
+            "file {:?} is shorter than declared",
+            f.name
+        )));
+    }
+    Ok(())
 }
 
 /// Passes at most `left` bytes on; more fails the write.

@@ -287,3 +287,71 @@ fn writer_refuses_sizes_other_than_planned() {
     .unwrap_err();
     assert!(err.to_string().contains("too large"), "{err}");
 }
+
+/// Contents for a file of `size` bytes named `name`, different per file.
+fn content_of(name: &str, size: usize) -> Vec<u8> {
+    let seed = name
+        .bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
+    (0..size)
+        .map(|i| b"abcdefgh\n"[(i as u32 ^ seed) as usize % 9])
+        .collect()
+}
+
+#[test]
+fn many_small_files_between_large_ones_keep_their_order_and_bytes() {
+    // Small files go to the workers, the two large ones stream through the
+    // writer: the zip must still hold every file, in plan order, intact.
+    let sizes: Vec<(String, usize)> = (0..40)
+        .map(|i| match i {
+            7 | 30 => (format!("big{i}.txt"), (PARALLEL_MAX_FILE as usize) + 1000),
+            _ => (format!("f{i:02}.go"), 100 + i * 997),
+        })
+        .collect();
+    let contents: HashMap<String, Vec<u8>> = sizes
+        .iter()
+        .map(|(n, s)| (n.clone(), content_of(n, *s)))
+        .collect();
+    let entries: Vec<_> = sizes.iter().map(|(n, s)| file(n, *s as u64)).collect();
+    let plan = plan_root(&entries, None).unwrap();
+    let mut out = Cursor::new(Vec::new());
+    write_zip(&mut out, &plan, MAX_ZIP_SIZE, |f, w| {
+        w.write_all(&contents[f.source.as_str()])
+    })
+    .unwrap();
+    out.set_position(0);
+    let mut zip = zip::ZipArchive::new(&mut out).unwrap();
+    let names: Vec<String> = (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = plan
+        .files
+        .iter()
+        .map(|f| format!("{}{}", plan.prefix, f.name))
+        .collect();
+    assert_eq!(names, want);
+    for f in &plan.files {
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(
+            &mut zip.by_name(&format!("{}{}", plan.prefix, f.name)).unwrap(),
+            &mut got,
+        )
+        .unwrap();
+        assert_eq!(got, contents[f.source.as_str()], "{}", f.name);
+    }
+}
+
+#[test]
+fn a_short_file_among_many_fails_the_zip_without_hanging() {
+    let entries: Vec<_> = (0..30).map(|i| file(&format!("f{i:02}.go"), 50)).collect();
+    let plan = plan_root(&entries, None).unwrap();
+    let err = write_zip(Cursor::new(Vec::new()), &plan, MAX_ZIP_SIZE, |f, w| {
+        let n = if f.name == "f17.go" { 49 } else { 50 };
+        w.write_all(&vec![b'x'; n])
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("f17.go") && err.to_string().contains("shorter"),
+        "{err}"
+    );
+}
