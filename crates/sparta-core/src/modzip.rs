@@ -364,11 +364,11 @@ where
             for _ in 0..workers {
                 let queue = &queue;
                 scope.spawn(move || {
-                    // Ends when the writer drops its sender.
-                    while let Ok(job) = {
+                    // Ends when the writer drops its sender. The lock is
+                    // let go before compressing, so the workers overlap.
+                    loop {
                         let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        next
-                    } {
+                        let Ok(job) = next else { break };
                         let _ = job.done.send(compress(job.name, &job.data));
                     }
                 });
