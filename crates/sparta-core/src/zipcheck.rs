@@ -34,10 +34,145 @@ pub struct ZipSummary {
 /// directory entries are allowed, as CheckZip allows them. Each entry is
 /// decompressed as a stream and must inflate to exactly its declared size.
 pub fn check_zip<R: std::io::Read + std::io::Seek>(
-    mut zip: R,
+    zip: R,
     module: &ModulePath,
     version: &Version,
 ) -> Result<ZipSummary, CoreError> {
+    let (mut archive, checked) = check_entries(zip, module, version)?;
+    let digests = checked
+        .files
+        .iter()
+        .map(|f| digest_entry(&mut archive, f))
+        .collect::<Result<Vec<_>, _>>()?;
+    checked.finish(digests)
+}
+
+/// [`check_zip`], with the entries inflated and hashed on a few threads,
+/// each reading through its own clone of `zip` (which must read at its own
+/// position: a positioned-read file handle, a slice). The rules are checked
+/// first, in entry order, as in [`check_zip`].
+pub fn check_zip_parallel<R>(
+    zip: R,
+    module: &ModulePath,
+    version: &Version,
+) -> Result<ZipSummary, CoreError>
+where
+    R: std::io::Read + std::io::Seek + Clone + Send,
+{
+    let (archive, checked) = check_entries(zip, module, version)?;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(checked.files.len());
+    if workers < 2 {
+        let mut archive = archive;
+        let digests = checked
+            .files
+            .iter()
+            .map(|f| digest_entry(&mut archive, f))
+            .collect::<Result<Vec<_>, _>>()?;
+        return checked.finish(digests);
+    }
+    // Entries dealt out round-robin: neighbours are often alike in size.
+    let parts: Vec<Result<Vec<(usize, [u8; 32])>, CoreError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let mut archive = archive.clone();
+                let files = &checked.files;
+                scope.spawn(move || {
+                    (w..files.len())
+                        .step_by(workers)
+                        .map(|i| digest_entry(&mut archive, &files[i]).map(|d| (i, d)))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(invalid("a zip check worker failed".into())))
+            })
+            .collect()
+    });
+    let mut digests = vec![[0u8; 32]; checked.files.len()];
+    // The first error in entry order, as the sequential check reports it.
+    let mut first_error: Option<(usize, CoreError)> = None;
+    for part in parts {
+        match part {
+            Ok(found) => {
+                for (i, d) in found {
+                    digests[i] = d;
+                }
+            }
+            Err(e) => {
+                let at = error_index(&e, &checked.files);
+                if first_error.as_ref().is_none_or(|(i, _)| at < *i) {
+                    first_error = Some((at, e));
+                }
+            }
+        }
+    }
+    if let Some((_, e)) = first_error {
+        return Err(e);
+    }
+    checked.finish(digests)
+}
+
+/// Where in entry order an error from [`digest_entry`] belongs (it names
+/// the entry first).
+fn error_index(e: &CoreError, files: &[CheckedFile]) -> usize {
+    let text = e.to_string();
+    files
+        .iter()
+        .position(|f| text.contains(&f.full))
+        .unwrap_or(usize::MAX)
+}
+
+/// A file entry that passed the rules, to be inflated and hashed.
+struct CheckedFile {
+    index: usize,
+    full: String,
+    size: u64,
+}
+
+/// What the rules pass found: the files to hash and the directories
+/// (hashed as empty files) already in `hash`.
+struct Checked {
+    files: Vec<CheckedFile>,
+    hash: Hash1,
+    total: u64,
+}
+
+impl Checked {
+    fn finish(mut self, digests: Vec<[u8; 32]>) -> Result<ZipSummary, CoreError> {
+        for (f, d) in self.files.iter().zip(digests) {
+            self.hash.add(&f.full, d)?;
+        }
+        Ok(ZipSummary {
+            files: self.files.len(),
+            uncompressed: self.total,
+            h1: self.hash.finish()?,
+        })
+    }
+}
+
+fn digest_entry<R: std::io::Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    f: &CheckedFile,
+) -> Result<[u8; 32], CoreError> {
+    let mut entry = archive
+        .by_index(f.index)
+        .map_err(|e| file_error(&f.full, &e.to_string()))?;
+    sha256_exact(&mut entry, f.size, &f.full)
+}
+
+/// The rules, entry by entry, reading headers only.
+fn check_entries<R: std::io::Read + std::io::Seek>(
+    mut zip: R,
+    module: &ModulePath,
+    version: &Version,
+) -> Result<(zip::ZipArchive<R>, Checked), CoreError> {
     module.check_version(version)?;
     let zip_size = zip.seek(SeekFrom::End(0)).map_err(io_error)?;
     if zip_size > MAX_ZIP_SIZE {
@@ -54,10 +189,12 @@ pub fn check_zip<R: std::io::Read + std::io::Seek>(
     let prefix = format!("{}@{}/", module.as_str(), version.as_str());
     let mut collisions = Collisions::default();
     let mut hash = Hash1::new();
-    let mut files = 0usize;
+    let mut files = Vec::new();
     let mut total = 0u64;
     for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| invalid(e.to_string()))?;
+        let entry = archive
+            .by_index_raw(i)
+            .map_err(|e| invalid(e.to_string()))?;
         let full = std::str::from_utf8(entry.name_raw())
             .map_err(|_| invalid("file name is not UTF-8".into()))?
             .to_owned();
@@ -130,15 +267,13 @@ pub fn check_zip<R: std::io::Read + std::io::Seek>(
                 &format!("LICENSE file too large (max size is {MAX_LICENSE_SIZE} bytes)"),
             ));
         }
-        let digest = sha256_exact(&mut entry, size, &full)?;
-        hash.add(&full, digest)?;
-        files += 1;
+        files.push(CheckedFile {
+            index: i,
+            full,
+            size,
+        });
     }
-    Ok(ZipSummary {
-        files,
-        uncompressed: total,
-        h1: hash.finish()?,
-    })
+    Ok((archive, Checked { files, hash, total }))
 }
 
 fn invalid(reason: String) -> CoreError {
@@ -268,9 +403,17 @@ mod tests {
         )
     }
 
+    /// Both checks, which must agree on every zip (the same summary, or
+    /// the same refusal).
     fn check(zip: Vec<u8>) -> Result<ZipSummary, CoreError> {
         let (m, v) = hello();
-        check_zip(Cursor::new(zip), &m, &v)
+        let one = check_zip(Cursor::new(zip.as_slice()), &m, &v);
+        let many = check_zip_parallel(Cursor::new(zip.as_slice()), &m, &v);
+        assert_eq!(
+            one.as_ref().map_err(ToString::to_string),
+            many.as_ref().map_err(ToString::to_string)
+        );
+        one
     }
 
     /// A zip of `(name under PREFIX, content)` entries.
@@ -319,7 +462,11 @@ mod tests {
         );
         let m = ModulePath::parse("example.com/m").unwrap();
         let v = Version::parse("v1.0.0").unwrap();
-        let s = check_zip(Cursor::new(zip), &m, &v).unwrap();
+        let s = check_zip(Cursor::new(zip.as_slice()), &m, &v).unwrap();
+        assert_eq!(
+            check_zip_parallel(Cursor::new(zip.as_slice()), &m, &v).unwrap(),
+            s
+        );
         // Known answer from the go command's dirhash.HashZip on the same zip.
         assert_eq!(s.h1, "h1:hCzx9aGcscj7PyJKtzU7KrFXka14kRas6Z5NwDaoncg=");
         assert_eq!(s.files, 2);
@@ -457,6 +604,22 @@ mod tests {
         let mut huge = honest;
         patch_sizes(&mut huge, 600 << 20);
         refused(huge, "too large");
+    }
+
+    #[test]
+    fn of_many_lying_entries_the_first_is_named() {
+        // Every entry lies, and the entries are hashed on several threads:
+        // the refusal still names the first one, as the one-thread check does.
+        let content = "0".repeat(64 << 10);
+        let names: Vec<String> = (0..9).map(|i| format!("{PREFIX}f{i}.bin")).collect();
+        let entries: Vec<(&str, &str)> = names
+            .iter()
+            .map(|n| (n.as_str(), content.as_str()))
+            .collect();
+        let mut zip = build_zip(&entries, Deflated);
+        patch_sizes(&mut zip, 1000);
+        let err = check(zip).unwrap_err().to_string();
+        assert!(err.contains("f0.bin"), "{err}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod freshness;
 mod immutable;
 mod metered;
 mod mutable;
+mod pread;
 mod presigned;
 mod range;
 mod stored;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use futures::StreamExt;
 
 use sparta_core::zipcheck::MAX_ZIP_SIZE;
-use sparta_core::{FileKind, ModulePath, Version, key};
+use sparta_core::{CoreError, FileKind, ModulePath, Version, key};
 use sparta_storage::{ObjectInfo, ObjectStream, PutOutcome};
 use tracing::{info, warn};
 
@@ -236,7 +236,9 @@ impl Proxy {
                 .map_err(|e| ProxyError::Storage(format!("cannot reopen spool file: {e}")))?;
             let (m, v) = (module.clone(), version.clone());
             let summary = tokio::task::spawn_blocking(move || {
-                sparta_core::zipcheck::check_zip(std::io::BufReader::new(reader), &m, &v)
+                let reader = super::pread::PositionedFile::new(reader)
+                    .map_err(|e| CoreError::InvalidZip(format!("reading zip: {e}")))?;
+                sparta_core::zipcheck::check_zip_parallel(reader, &m, &v)
             })
             .await
             .map_err(|e| ProxyError::Upstream(format!("zip check failed to run: {e}")))?
