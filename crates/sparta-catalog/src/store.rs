@@ -48,6 +48,17 @@ struct Inner {
     /// Held while refreshing; holds when the last refresh finished.
     refreshed: Mutex<Option<Instant>>,
     compacting: AtomicBool,
+    /// Records noted but not yet in a segment.
+    pending: std::sync::Mutex<Pending>,
+    /// Wakes [`Catalog::flush`] when a write of pending records ends.
+    written: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    records: Vec<Record>,
+    /// A task is writing segments; records noted meanwhile join its next one.
+    writing: bool,
 }
 
 #[derive(Default)]
@@ -88,6 +99,8 @@ impl Catalog {
                 state: RwLock::default(),
                 refreshed: Mutex::new(None),
                 compacting: AtomicBool::new(false),
+                pending: Default::default(),
+                written: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -102,7 +115,11 @@ impl Catalog {
     }
 
     /// Notes that one file of a version was stored now: merged in memory at
-    /// once, and written as a segment for the other replicas.
+    /// once, and written for the other replicas by a task of its own, so the
+    /// request that stored the file does not wait for a second storage
+    /// write. Records noted while a segment is being written go into the
+    /// next one together. A failed write is logged; `sparta catalog
+    /// --rebuild` recovers what it missed.
     pub async fn stored(
         &self,
         module: &ModulePath,
@@ -110,7 +127,7 @@ impl Catalog {
         file: File,
         size: u64,
         h1: Option<&str>,
-    ) -> Result<(), CatalogError> {
+    ) {
         let r = Record::stored(
             module.as_str(),
             version.as_str(),
@@ -119,7 +136,55 @@ impl Catalog {
             h1,
             SystemTime::now(),
         );
-        self.record(std::slice::from_ref(&r)).await
+        self.inner.state.write().await.index.apply(&r);
+        let start = {
+            let mut p = self.pending();
+            p.records.push(r);
+            !std::mem::replace(&mut p.writing, true)
+        };
+        if start {
+            let this = self.clone();
+            tokio::spawn(async move { this.write_pending().await });
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes pending records, a segment at a time, until none are left.
+    async fn write_pending(&self) {
+        loop {
+            let records = {
+                let mut p = self.pending();
+                if p.records.is_empty() {
+                    p.writing = false;
+                    drop(p);
+                    self.inner.written.notify_waiters();
+                    return;
+                }
+                std::mem::take(&mut p.records)
+            };
+            if let Err(e) = self.write_segment(&records).await {
+                warn!(records = records.len(), error = %e, "could not write a catalog segment");
+            }
+        }
+    }
+
+    /// Waits until every record noted so far is written (or failed).
+    pub async fn flush(&self) {
+        loop {
+            let written = self.inner.written.notified();
+            tokio::pin!(written);
+            written.as_mut().enable();
+            {
+                let p = self.pending();
+                if p.records.is_empty() && !p.writing {
+                    return;
+                }
+            }
+            written.await;
+        }
     }
 
     /// Merges `records` and writes them as one segment.
@@ -127,14 +192,19 @@ impl Catalog {
         if records.is_empty() {
             return Ok(());
         }
-        let key = self.object_key(SEGMENT_PREFIX);
         {
             let mut state = self.inner.state.write().await;
             for r in records {
                 state.index.apply(r);
             }
-            state.applied.insert(key.clone());
         }
+        self.write_segment(records).await
+    }
+
+    /// One segment of `records` (already in the index) in the store.
+    async fn write_segment(&self, records: &[Record]) -> Result<(), CatalogError> {
+        let key = self.object_key(SEGMENT_PREFIX);
+        self.inner.state.write().await.applied.insert(key.clone());
         let body = Bytes::from(index::encode_records(records));
         self.inner.store.put_once(&key, body).await?;
         Ok(())
@@ -328,6 +398,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn records_noted_together_share_segments_and_flush_writes_them_all() {
+        let store = memory().await;
+        let a = Catalog::new(store.clone(), "a");
+        let m = ModulePath::parse("example.com/m").unwrap();
+        // Noted one after the other on this one thread: the writer task
+        // runs only once this task waits, and takes them all in one go.
+        for i in 0..50 {
+            let v = Version::parse(&format!("v1.{i}.0")).unwrap();
+            a.stored(&m, &v, File::Info, 1, None).await;
+        }
+        // This replica knows at once; the store once flushed.
+        assert_eq!(a.read().await.len(), 50);
+        a.flush().await;
+        let b = Catalog::new(store.clone(), "b");
+        let found = b.refresh().await.unwrap();
+        assert_eq!(b.read().await.len(), 50);
+        assert!(
+            found.segments >= 1 && found.segments < 50,
+            "{} segments for 50 records noted at once",
+            found.segments
+        );
+        // Nothing pending: flush returns at once.
+        a.flush().await;
+    }
+
+    #[tokio::test]
     async fn replicas_see_each_others_records_and_compaction_loses_nothing() {
         let store = memory().await;
         let a = Catalog::new(store.clone(), "a");
@@ -335,13 +431,15 @@ mod tests {
         let m = ModulePath::parse("example.com/m").unwrap();
         for i in 0..5 {
             let v = Version::parse(&format!("v1.{i}.0")).unwrap();
-            a.stored(&m, &v, File::Mod, 3, None).await.unwrap();
+            a.stored(&m, &v, File::Mod, 3, None).await;
         }
+        a.flush().await;
         b.refresh().await.unwrap();
         assert_eq!(b.read().await.len(), 5);
         // Both compact at once from what they hold; a third replica sees all.
         let v = Version::parse("v2.0.0").unwrap();
-        b.stored(&m, &v, File::Zip, 9, Some("h1:z=")).await.unwrap();
+        b.stored(&m, &v, File::Zip, 9, Some("h1:z=")).await;
+        b.flush().await;
         a.compact().await.unwrap();
         b.compact().await.unwrap();
         let c = Catalog::new(store.clone(), "c");

@@ -74,7 +74,7 @@ where
         return checked.finish(digests);
     }
     // Entries dealt out round-robin: neighbours are often alike in size.
-    let parts: Vec<Result<Vec<(usize, [u8; 32])>, CoreError>> = std::thread::scope(|scope| {
+    let parts: Vec<Result<Digests, CoreError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
                 let mut archive = archive.clone();
@@ -118,6 +118,9 @@ where
     }
     checked.finish(digests)
 }
+
+/// Entry digests one worker computed, by position in [`Checked::files`].
+type Digests = Vec<(usize, [u8; 32])>;
 
 /// Where in entry order an error from [`digest_entry`] belongs (it names
 /// the entry first).

@@ -223,14 +223,10 @@ impl Proxy {
             sparta_core::FileKind::Mod => sparta_catalog::index::File::Mod,
             sparta_core::FileKind::Zip => sparta_catalog::index::File::Zip,
         };
-        if let Err(e) = self
-            .inner
+        self.inner
             .catalog
             .stored(module, version, file, size, h1)
-            .await
-        {
-            warn!(module = %module, version = %version, error = %e, "could not record the stored file in the catalog");
-        }
+            .await;
     }
 
     /// The memory cache, for metrics.

@@ -164,6 +164,7 @@ pub(crate) async fn serve(settings: Settings, started: Instant) -> Result<()> {
         }
         None => (None, None),
     };
+    let catalog = state.proxy.catalog().clone();
     metrics.ready.set(1);
     if let Some(path) = &settings.ready_file {
         let tmp = path.with_extension("tmp");
@@ -213,6 +214,14 @@ pub(crate) async fn serve(settings: Settings, started: Instant) -> Result<()> {
         let _ =
             tokio::task::spawn_blocking(move || guard.finish(std::time::Duration::from_secs(10)))
                 .await;
+    }
+    // Catalog records of the last stored files, written off the requests'
+    // path: in a segment before the process ends.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), catalog.flush())
+        .await
+        .is_err()
+    {
+        warn!("catalog records not written within 10 s; `sparta catalog --rebuild` recovers them");
     }
     info!("stopped");
     Ok(())

@@ -89,6 +89,10 @@ pub async fn run(settings: Option<Settings>, args: WarmArgs) -> Result<bool> {
             }
         })
         .await;
+    if let Target::Local(proxy) = target.as_ref() {
+        // The catalog writes its records off the fetches' path.
+        proxy.catalog().flush().await;
+    }
     let summary = progress.finish();
     eprintln!("{}", summary.report());
     Ok(summary.failed == 0)
