@@ -348,10 +348,7 @@ where
         .iter()
         .filter(|f| f.size <= PARALLEL_MAX_FILE)
         .count();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4)
-        .min(small);
+    let workers = crate::zipcheck::worker_count(small);
     let mut zw = zip::ZipWriter::new(out);
     if workers < 2 {
         for f in &plan.files {

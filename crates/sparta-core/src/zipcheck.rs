@@ -39,12 +39,17 @@ pub fn check_zip<R: std::io::Read + std::io::Seek>(
     version: &Version,
 ) -> Result<ZipSummary, CoreError> {
     let (mut archive, checked) = check_entries(zip, module, version)?;
-    let digests = checked
-        .files
-        .iter()
-        .map(|f| digest_entry(&mut archive, f))
-        .collect::<Result<Vec<_>, _>>()?;
+    let digests = checked.digests(&mut archive)?;
     checked.finish(digests)
+}
+
+/// Threads for `items` independent pieces of CPU work: the cores, at most
+/// 4, at most one per piece.
+pub(crate) fn worker_count(items: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(items)
 }
 
 /// [`check_zip`], with the entries inflated and hashed on a few threads,
@@ -60,21 +65,15 @@ where
     R: std::io::Read + std::io::Seek + Clone + Send,
 {
     let (archive, checked) = check_entries(zip, module, version)?;
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4)
-        .min(checked.files.len());
+    let workers = worker_count(checked.files.len());
     if workers < 2 {
         let mut archive = archive;
-        let digests = checked
-            .files
-            .iter()
-            .map(|f| digest_entry(&mut archive, f))
-            .collect::<Result<Vec<_>, _>>()?;
+        let digests = checked.digests(&mut archive)?;
         return checked.finish(digests);
     }
     // Entries dealt out round-robin: neighbours are often alike in size.
-    let parts: Vec<Result<Digests, CoreError>> = std::thread::scope(|scope| {
+    // A worker stops at its first refusal and says where it was.
+    let parts: Vec<Result<Digests, (usize, CoreError)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
                 let mut archive = archive.clone();
@@ -82,7 +81,7 @@ where
                 scope.spawn(move || {
                     (w..files.len())
                         .step_by(workers)
-                        .map(|i| digest_entry(&mut archive, &files[i]).map(|d| (i, d)))
+                        .map(|i| digest_entry(&mut archive, &files[i]).map_err(|e| (i, e)))
                         .collect::<Result<Vec<_>, _>>()
                 })
             })
@@ -90,23 +89,23 @@ where
         handles
             .into_iter()
             .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(invalid("a zip check worker failed".into())))
+                h.join().unwrap_or_else(|_| {
+                    Err((usize::MAX, invalid("a zip check worker failed".into())))
+                })
             })
             .collect()
     });
     let mut digests = vec![[0u8; 32]; checked.files.len()];
-    // The first error in entry order, as the sequential check reports it.
+    // The first refusal in entry order, as the one-thread check reports it.
     let mut first_error: Option<(usize, CoreError)> = None;
-    for part in parts {
+    for (w, part) in parts.into_iter().enumerate() {
         match part {
             Ok(found) => {
-                for (i, d) in found {
-                    digests[i] = d;
+                for (k, d) in found.into_iter().enumerate() {
+                    digests[w + k * workers] = d;
                 }
             }
-            Err(e) => {
-                let at = error_index(&e, &checked.files);
+            Err((at, e)) => {
                 if first_error.as_ref().is_none_or(|(i, _)| at < *i) {
                     first_error = Some((at, e));
                 }
@@ -119,18 +118,8 @@ where
     checked.finish(digests)
 }
 
-/// Entry digests one worker computed, by position in [`Checked::files`].
-type Digests = Vec<(usize, [u8; 32])>;
-
-/// Where in entry order an error from [`digest_entry`] belongs (it names
-/// the entry first).
-fn error_index(e: &CoreError, files: &[CheckedFile]) -> usize {
-    let text = e.to_string();
-    files
-        .iter()
-        .position(|f| text.contains(&f.full))
-        .unwrap_or(usize::MAX)
-}
+/// One worker's digests, of the entries it was dealt, in order.
+type Digests = Vec<[u8; 32]>;
 
 /// A file entry that passed the rules, to be inflated and hashed.
 struct CheckedFile {
@@ -148,6 +137,17 @@ struct Checked {
 }
 
 impl Checked {
+    /// Every file's digest, in order, on this thread.
+    fn digests<R: std::io::Read + std::io::Seek>(
+        &self,
+        archive: &mut zip::ZipArchive<R>,
+    ) -> Result<Vec<[u8; 32]>, CoreError> {
+        self.files
+            .iter()
+            .map(|f| digest_entry(archive, f))
+            .collect()
+    }
+
     fn finish(mut self, digests: Vec<[u8; 32]>) -> Result<ZipSummary, CoreError> {
         for (f, d) in self.files.iter().zip(digests) {
             self.hash.add(&f.full, d)?;
