@@ -22,7 +22,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use tokio::net::TcpListener;
 
 pub use error::ProxyError;
@@ -47,9 +46,9 @@ pub struct AppState {
     pub warm: warm::WarmJobs,
 }
 
-/// Builds the router: one fallback handler sees every request.
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().fallback(http::handle).with_state(state)
+/// The main address's one handler.
+pub fn app(state: Arc<AppState>) -> serve::App {
+    serve::App::new(move |request| Box::pin(http::handle(state.clone(), request)))
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
@@ -67,7 +66,7 @@ pub async fn serve(
         name: "main",
         tls: None,
     };
-    serve::run(listener, router(state), limits, conns, shutdown, grace).await
+    serve::run(listener, app(state), limits, conns, shutdown, grace).await
 }
 
 /// [`serve`] over TLS: handshakes in each connection's task, the
@@ -87,7 +86,7 @@ pub async fn serve_tls(
         name: "main",
         tls: Some(tls::acceptor(cert)?),
     };
-    serve::run(listener, router(state), limits, conns, shutdown, grace).await
+    serve::run(listener, app(state), limits, conns, shutdown, grace).await
 }
 
 /// The admin address: probes and `/metrics`, no access checks, with the
@@ -100,7 +99,7 @@ pub async fn serve_admin(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let conns = state.metrics.connections.clone();
-    let app = Router::new().fallback(http::admin).with_state(state);
+    let app = serve::App::new(move |request| Box::pin(http::admin(state.clone(), request)));
     let listener = serve::Listener {
         tcp: listener,
         name: "admin",

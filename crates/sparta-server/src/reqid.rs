@@ -48,7 +48,12 @@ impl RequestId {
         static KEY: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
         let mut h = KEY.get_or_init(RandomState::new).build_hasher();
         h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
-        RequestId(format!("{:016x}", h.finish()).into())
+        // By hand: `format!` cost a tenth of serving a warm file.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let v = h.finish();
+        let digits: [u8; 16] = std::array::from_fn(|i| HEX[(v >> (60 - 4 * i) & 0xf) as usize]);
+        let text = std::str::from_utf8(&digits).expect("hex digits are ASCII");
+        RequestId(text.into())
     }
 
     /// The id as text.

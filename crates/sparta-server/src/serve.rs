@@ -31,10 +31,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::response::Response;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -42,11 +43,24 @@ use hyper_util::server::conn::auto;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 use tracing::{debug, info, warn};
+
+/// What answers a listener's requests: one function sees every request
+/// (a router's matching and its layers of futures cost more than serving
+/// a warm file).
+#[derive(Clone)]
+pub struct App(Arc<dyn Fn(axum::extract::Request) -> BoxFuture<'static, Response> + Send + Sync>);
+
+impl App {
+    pub fn new(
+        handler: impl Fn(axum::extract::Request) -> BoxFuture<'static, Response> + Send + Sync + 'static,
+    ) -> Self {
+        App(Arc::new(handler))
+    }
+}
 
 /// The server's connection limits; see docs/CONTRACTS.md.
 #[derive(Debug, Clone)]
@@ -61,6 +75,23 @@ pub struct ServeLimits {
     pub max_header_bytes: usize,
     /// Longest a write to the client may stay blocked while answering.
     pub send_timeout: Duration,
+}
+
+impl ServeLimits {
+    /// How often the watchdog looks at a connection at the least: the
+    /// shortest timeout in force (a zero send timeout is off).
+    fn shortest_timeout(&self) -> Duration {
+        [
+            self.header_read_timeout,
+            self.idle_timeout,
+            self.send_timeout,
+        ]
+        .into_iter()
+        .filter(|t| !t.is_zero())
+        .min()
+        .unwrap_or(Duration::from_secs(60))
+        .max(Duration::from_millis(10))
+    }
 }
 
 impl Default for ServeLimits {
@@ -179,7 +210,7 @@ pub struct Listener {
 /// waits for them for at most `grace`.
 pub async fn run(
     listener: Listener,
-    app: Router,
+    app: App,
     limits: ServeLimits,
     metrics: ConnMetrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -262,7 +293,7 @@ pub async fn run(
 
 /// What one connection task needs.
 struct Connection {
-    app: Router,
+    app: App,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Arc<ServeLimits>,
     metrics: ConnMetrics,
@@ -316,7 +347,7 @@ impl Connection {
                 let guard = RequestGuard::enter(state.clone());
                 let app = app.clone();
                 async move {
-                    let response = app.oneshot(request.map(Body::new)).await?;
+                    let response = (app.0)(request.map(Body::new)).await;
                     Ok::<_, Infallible>(response.map(|body| Tracked {
                         body,
                         _guard: guard,
@@ -364,7 +395,6 @@ impl Connection {
 /// and its watchdog.
 struct ConnState {
     phase: Mutex<Phase>,
-    changed: Notify,
     /// Set while a write to the client is blocked: when it blocked, in ms
     /// since `opened` plus one (0: not blocked). An atomic, not the mutex:
     /// a fast download blocks and unblocks thousands of times a second.
@@ -392,7 +422,6 @@ impl ConnState {
                 idle_since: now,
                 head_started: None,
             }),
-            changed: Notify::new(),
             blocked: AtomicU64::new(0),
             opened: now,
         }
@@ -408,7 +437,6 @@ impl ConnState {
                 if self.blocked.load(Ordering::Relaxed) == 0 {
                     let ms = self.opened.elapsed().as_millis() as u64 + 1;
                     self.blocked.store(ms, Ordering::Relaxed);
-                    self.changed.notify_one();
                 }
             }
             Poll::Ready(_) => {
@@ -435,8 +463,6 @@ impl ConnState {
         let mut p = self.phase();
         if p.in_flight == 0 && p.head_started.is_none() {
             p.head_started = Some(Instant::now());
-            drop(p);
-            self.changed.notify_one();
         }
     }
 
@@ -464,24 +490,21 @@ impl ConnState {
         })
     }
 
-    /// Resolves when the connection should be closed.
+    /// Resolves when the connection should be closed. Nothing wakes it
+    /// when the connection's phase changes (that cost more than serving a
+    /// warm file): it looks again at least every shortest timeout, and a
+    /// deadline that arises after a look is at least that far from it, so
+    /// it never sleeps past one.
     async fn watch(&self, limits: &ServeLimits) -> Closed {
+        let recheck = limits.shortest_timeout();
         loop {
-            let changed = self.changed.notified();
-            match self.deadline(limits) {
-                None => changed.await,
-                // A deadline that moved meanwhile (a write got through and
-                // blocked again) is looked up afresh when this one passes.
-                Some((at, reason)) => {
-                    if Instant::now() >= at {
-                        return reason;
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep_until(at) => {}
-                        () = changed => {}
-                    }
-                }
-            }
+            let now = Instant::now();
+            let at = match self.deadline(limits) {
+                Some((at, reason)) if now >= at => return reason,
+                Some((at, _)) => at.min(now + recheck),
+                None => now + recheck,
+            };
+            tokio::time::sleep_until(at).await;
         }
     }
 }
@@ -497,7 +520,6 @@ impl RequestGuard {
             p.in_flight += 1;
             p.head_started = None;
         }
-        state.changed.notify_one();
         RequestGuard(state)
     }
 }
@@ -513,7 +535,6 @@ impl Drop for RequestGuard {
                 p.head_started = None;
             }
         }
-        self.0.changed.notify_one();
     }
 }
 
@@ -689,6 +710,36 @@ mod tests {
             closed = state.watch(&limits) => panic!("cut while being read: {closed:?}"),
             () = writer => {}
         }
+    }
+
+    /// Nothing wakes the watchdog when a head starts: it must still look
+    /// again before the header deadline, not sleep to the idle one.
+    #[tokio::test]
+    async fn a_head_started_while_idle_is_timed_without_a_wake_up() {
+        let state = Arc::new(ConnState::new());
+        drop(RequestGuard::enter(state.clone()));
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            ..ServeLimits::default()
+        };
+        let head = {
+            let state = state.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                state.on_read();
+                std::future::pending::<()>().await
+            }
+        };
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::select! {
+                closed = state.watch(&limits) => closed,
+                () = head => unreachable!(),
+            }
+        })
+        .await;
+        assert_eq!(closed, Ok(Closed::HeaderTimeout));
     }
 
     #[test]

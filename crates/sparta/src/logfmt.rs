@@ -244,11 +244,16 @@ impl Visit for Fields<'_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.raw(field, value);
+        self.key(field);
+        sparta_core::civil::push_padded(self.out, value, 1);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.raw(field, value);
+        self.key(field);
+        if value < 0 {
+            self.out.push('-');
+        }
+        sparta_core::civil::push_padded(self.out, value.unsigned_abs(), 1);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
