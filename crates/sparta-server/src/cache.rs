@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue, header};
 use bytes::Bytes;
 use moka::Expiry;
-use moka::future::Cache;
 use moka::notification::RemovalCause;
+use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use sparta_core::hash::hex;
 
@@ -22,14 +22,39 @@ pub struct CachedFile {
     pub content_type: &'static str,
     /// `None` for immutable files; mutable answers expire after this.
     pub ttl: Option<Duration>,
+    /// The headers of a 200 with this body (type, length, cache policy,
+    /// ETag), made once: cloning them costs less than building them.
+    pub headers: HeaderMap,
+}
+
+/// Cache policy for files that never change.
+pub const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+/// Cache policy for answers that change (list, latest, queries).
+pub const REVALIDATE: HeaderValue = HeaderValue::from_static("public, max-age=60");
+
+fn ok_headers(
+    body: &Bytes,
+    content_type: &'static str,
+    etag: &HeaderValue,
+    ttl: Option<Duration>,
+) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(6);
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let policy = if ttl.is_none() { IMMUTABLE } else { REVALIDATE };
+    h.insert(header::CACHE_CONTROL, policy);
+    h.insert(header::ETAG, etag.clone());
+    h
 }
 
 impl CachedFile {
     /// An immutable file; its ETag is derived from its storage key, which
     /// names exactly one content forever.
     pub fn immutable(key: &str, body: Bytes, content_type: &'static str) -> Arc<Self> {
+        let etag = immutable_etag(key);
         Arc::new(CachedFile {
-            etag: immutable_etag(key),
+            headers: ok_headers(&body, content_type, &etag, None),
+            etag,
             body,
             content_type,
             ttl: None,
@@ -40,8 +65,10 @@ impl CachedFile {
     pub fn mutable(body: Bytes, content_type: &'static str, ttl: Duration) -> Arc<Self> {
         let digest = Sha256::digest(&body);
         let etag = format!("\"{}\"", hex(&digest[..16]));
+        let etag = HeaderValue::from_str(&etag).expect("hex is a valid header");
         Arc::new(CachedFile {
-            etag: HeaderValue::from_str(&etag).expect("hex is a valid header"),
+            headers: ok_headers(&body, content_type, &etag, Some(ttl)),
+            etag,
             body,
             content_type,
             ttl: Some(ttl),
@@ -78,7 +105,10 @@ impl Expiry<String, Arc<CachedFile>> for PerEntryTtl {
     }
 }
 
-/// The memory cache, keyed by storage key.
+/// The memory cache, keyed by storage key. moka's blocking flavour: its
+/// reads and writes never wait on I/O, and a lookup that is not a future
+/// keeps the hot path's future small (the async flavour's cost a fifth of
+/// serving a warm file).
 #[derive(Clone)]
 pub struct MemoryCache {
     cache: Cache<String, Arc<CachedFile>>,
@@ -105,13 +135,13 @@ impl MemoryCache {
     }
 
     /// The cached file under `key`, if present and fresh.
-    pub async fn get(&self, key: &str) -> Option<Arc<CachedFile>> {
-        self.cache.get(key).await
+    pub fn get(&self, key: &str) -> Option<Arc<CachedFile>> {
+        self.cache.get(key)
     }
 
     /// Caches `file` under `key`.
-    pub async fn insert(&self, key: String, file: Arc<CachedFile>) {
-        self.cache.insert(key, file).await;
+    pub fn insert(&self, key: String, file: Arc<CachedFile>) {
+        self.cache.insert(key, file);
     }
 
     /// Weighted size in bytes and entry count, for metrics.
@@ -120,7 +150,7 @@ impl MemoryCache {
     }
 
     /// Runs pending maintenance so usage figures are current.
-    pub async fn sync(&self) {
-        self.cache.run_pending_tasks().await;
+    pub fn sync(&self) {
+        self.cache.run_pending_tasks();
     }
 }

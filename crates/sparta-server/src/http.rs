@@ -28,10 +28,7 @@ mod modes;
 mod ui;
 mod warm;
 
-/// Cache policy for files that never change.
-const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
-/// Cache policy for answers that change (list, latest, queries).
-const REVALIDATE: HeaderValue = HeaderValue::from_static("public, max-age=60");
+use crate::cache::{IMMUTABLE, REVALIDATE};
 
 /// The one entry point for every request: gives it an id, counts, times
 /// and logs it (every line of the request under its id).
@@ -185,7 +182,7 @@ pub(crate) async fn dispatch(state: &AppState, request: Request) -> (RouteKind, 
         return (RouteKind::Sumdb, reply);
     }
     let read_only = request.method() == Method::GET || request.method() == Method::HEAD;
-    if read_only && let Some((route, file)) = memory_hit(state, rest).await {
+    if read_only && let Some((route, file)) = memory_hit(state, rest) {
         return (route, small(file, request.headers()));
     }
     let parsed = ProxyRequest::parse(rest);
@@ -280,7 +277,7 @@ async fn proxy(
 /// The hot path: a raw request path that is exactly the key of a cached
 /// file. Only validated requests were ever cached under their key, and a
 /// path without `%` is its own decoded form, so the parse can be skipped.
-async fn memory_hit(state: &AppState, rest: &str) -> Option<(RouteKind, Arc<CachedFile>)> {
+fn memory_hit(state: &AppState, rest: &str) -> Option<(RouteKind, Arc<CachedFile>)> {
     if rest.contains('%') || rest.starts_with("_sparta/") {
         return None;
     }
@@ -295,7 +292,7 @@ async fn memory_hit(state: &AppState, rest: &str) -> Option<(RouteKind, Arc<Cach
     } else {
         return None;
     };
-    let file = state.proxy.memory_hit(kind, rest).await?;
+    let file = state.proxy.memory_hit(kind, rest)?;
     // The audit line takes the module and version from the path as it is.
     crate::audit::note_tier(crate::audit::Tier::MemoryByPath);
     Some((route, file))
@@ -311,10 +308,8 @@ fn small(file: Arc<CachedFile>, headers: &HeaderMap) -> Response {
     if etag_matches(headers, &file.etag) {
         return not_modified_response(&file.etag, cache_control);
     }
-    let mut response = bytes_response(file.body.clone(), file.content_type, cache_control);
-    response
-        .headers_mut()
-        .insert(header::ETAG, file.etag.clone());
+    let mut response = Response::new(Body::from(file.body.clone()));
+    *response.headers_mut() = file.headers.clone();
     response
 }
 
@@ -464,7 +459,7 @@ async fn readyz(state: &AppState) -> Response {
 
 async fn metrics(state: &AppState) -> Response {
     let cache = state.proxy.cache();
-    cache.sync().await;
+    cache.sync();
     let (bytes, entries) = cache.usage();
     state.metrics.memory_cache_bytes.set(bytes as i64);
     state.metrics.memory_cache_entries.set(entries as i64);
@@ -586,6 +581,6 @@ mod tests {
     #[test]
     fn the_request_future_stays_small() {
         let size = future_size(handle);
-        assert!(size <= 6144, "a request's future is {size} bytes");
+        assert!(size <= 3072, "a request's future is {size} bytes");
     }
 }

@@ -77,9 +77,11 @@ tokio::task_local! {
     static CURRENT: RequestId;
 }
 
-/// Runs `fut` with `id` as the current request's id.
-pub async fn scope<F: Future>(id: RequestId, fut: F) -> F::Output {
-    CURRENT.scope(id, fut).await
+/// `fut` with `id` as the current request's id. Not an `async fn`: that
+/// would hold `fut` twice (as its argument and as what it awaits), and a
+/// request's future is copied whole into its box.
+pub fn scope<F: Future>(id: RequestId, fut: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(id, fut)
 }
 
 /// `fut` with the current request's id, if any, for running on another

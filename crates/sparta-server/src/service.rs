@@ -246,8 +246,8 @@ impl Proxy {
 
     /// A memory hit for `storage_key`, counted; a miss is not counted here
     /// because the full path that follows counts it.
-    pub async fn memory_hit(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
-        let hit = self.inner.cache.get(storage_key).await?;
+    pub fn memory_hit(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
+        let hit = self.inner.cache.get(storage_key)?;
         self.inner.memory_hits[kind as usize].inc();
         crate::audit::note_tier(crate::audit::Tier::Memory);
         Some(hit)
@@ -255,12 +255,8 @@ impl Proxy {
 
     /// The memory tier: a hit or a miss, counted.
     async fn memory_lookup(&self, kind: Kind, storage_key: &str) -> Option<Arc<CachedFile>> {
-        let hit = self
-            .inner
-            .cache
-            .get(storage_key)
-            .instrument(sparta_trace::tier_span("cache", kind.label()))
-            .await;
+        let hit = sparta_trace::tier_span("cache", kind.label())
+            .in_scope(|| self.inner.cache.get(storage_key));
         let result = if hit.is_some() {
             crate::audit::note_tier(crate::audit::Tier::Memory);
             "hit"
@@ -305,10 +301,7 @@ impl Proxy {
         content_type: &'static str,
     ) -> Arc<CachedFile> {
         let entry = CachedFile::immutable(&storage_key, body, content_type);
-        self.inner
-            .cache
-            .insert(storage_key, Arc::clone(&entry))
-            .await;
+        self.inner.cache.insert(storage_key, Arc::clone(&entry));
         entry
     }
 
@@ -334,10 +327,7 @@ impl Proxy {
         ttl: Duration,
     ) -> Arc<CachedFile> {
         let entry = CachedFile::mutable(body, content_type, ttl);
-        self.inner
-            .cache
-            .insert(storage_key, Arc::clone(&entry))
-            .await;
+        self.inner.cache.insert(storage_key, Arc::clone(&entry));
         entry
     }
 

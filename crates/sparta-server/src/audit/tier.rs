@@ -48,11 +48,15 @@ pub fn current_tier() -> Option<TierSlot> {
     TIER.try_with(Arc::clone).ok()
 }
 
-/// Runs `fut` with `slot` as its tier slot (no slot: unaudited).
-pub async fn with_tier<F: std::future::Future>(slot: Option<TierSlot>, fut: F) -> F::Output {
+/// `fut` with `slot` as its tier slot (no slot: unaudited). Not an
+/// `async fn`, which would hold `fut` twice.
+pub fn with_tier<F: std::future::Future>(
+    slot: Option<TierSlot>,
+    fut: F,
+) -> impl std::future::Future<Output = F::Output> {
     match slot {
-        Some(slot) => TIER.scope(slot, fut).await,
-        None => fut.await,
+        Some(slot) => futures::future::Either::Left(TIER.scope(slot, fut)),
+        None => futures::future::Either::Right(fut),
     }
 }
 

@@ -213,7 +213,7 @@ pub async fn module(state: &AppState, uri: &Uri) -> Result<Response, ProxyError>
         let key = |ext: &str| format!("{escaped_module}/@v/{escaped_version}.{ext}");
         let mut cached = Vec::new();
         for ext in ["info", "mod"] {
-            if state.proxy.cache().get(&key(ext)).await.is_some() {
+            if state.proxy.cache().get(&key(ext)).is_some() {
                 cached.push(ext);
             }
         }
