@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
@@ -15,15 +16,29 @@ use crate::error::ProxyError;
 
 type Flight<V> = Shared<BoxFuture<'static, Result<V, ProxyError>>>;
 
+/// How long an ended piece of work is remembered; see [`Flights::ended_since`].
+const REMEMBER: Duration = Duration::from_secs(10);
+/// Ended keys kept before the ones older than [`REMEMBER`] are dropped.
+const REMEMBER_KEYS: usize = 1024;
+
 /// A table of pieces of work under way, by key.
 pub struct Flights<V: Clone + Send + Sync + 'static> {
-    table: Mutex<HashMap<String, Flight<V>>>,
+    table: Mutex<Table<V>>,
+}
+
+struct Table<V> {
+    running: HashMap<String, Flight<V>>,
+    /// When the last work for a key ended, for a while.
+    ended: HashMap<String, Instant>,
 }
 
 impl<V: Clone + Send + Sync + 'static> Default for Flights<V> {
     fn default() -> Self {
         Flights {
-            table: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table {
+                running: HashMap::new(),
+                ended: HashMap::new(),
+            }),
         }
     }
 }
@@ -37,7 +52,7 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
     {
         let (flight, joined) = {
             let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-            match table.get(key) {
+            match table.running.get(key) {
                 Some(flight) => (flight.clone(), true),
                 None => {
                     let guard = Release {
@@ -65,7 +80,7 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
                     }
                     .boxed()
                     .shared();
-                    table.insert(key.to_owned(), flight.clone());
+                    table.running.insert(key.to_owned(), flight.clone());
                     (flight, false)
                 }
             }
@@ -73,9 +88,23 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
         (flight.await, joined)
     }
 
+    /// Whether work for `key` ended at or after `since`: what it stored may
+    /// have been missed by a lookup that started then. `false` is a hint,
+    /// not a promise (ends are remembered for a few seconds, and another
+    /// replica's are never seen): skipping a second look on it costs at
+    /// worst one needless fetch, which write-once storage absorbs.
+    pub fn ended_since(&self, key: &str, since: Instant) -> bool {
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.ended.get(key).is_some_and(|&at| at >= since)
+    }
+
     /// Number of keys with work under way.
     pub fn len(&self) -> usize {
-        self.table.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .running
+            .len()
     }
 
     /// Whether no work is under way.
@@ -98,7 +127,18 @@ impl<V: Clone + Send + Sync + 'static> Drop for Release<V> {
             Ok(t) => t,
             Err(poisoned) => poisoned.into_inner(),
         };
-        table.remove(&self.key);
+        table.running.remove(&self.key);
+        let now = Instant::now();
+        if table.ended.len() >= REMEMBER_KEYS {
+            table
+                .ended
+                .retain(|_, at| now.duration_since(*at) < REMEMBER);
+            // Still many: forget them all rather than sweep on every end.
+            if table.ended.len() >= REMEMBER_KEYS / 2 {
+                table.ended.clear();
+            }
+        }
+        table.ended.insert(std::mem::take(&mut self.key), now);
     }
 }
 
@@ -107,6 +147,31 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
+
+    #[tokio::test]
+    async fn an_end_is_seen_by_lookups_that_began_before_it_only() {
+        let flights: Arc<Flights<u32>> = Arc::default();
+        let before = Instant::now();
+        assert!(!flights.ended_since("k", before), "nothing ran yet");
+        let (r, _) = flights.run("k", async { Ok(1) }).await;
+        assert_eq!(r.unwrap(), 1);
+        assert!(flights.ended_since("k", before));
+        assert!(!flights.ended_since("other", before));
+        assert!(
+            !flights.ended_since("k", Instant::now()),
+            "began after the end"
+        );
+    }
+
+    #[tokio::test]
+    async fn remembered_ends_stay_bounded() {
+        let flights: Arc<Flights<u32>> = Arc::default();
+        for i in 0..3 * REMEMBER_KEYS {
+            let _ = flights.run(&format!("k{i}"), async { Ok(0) }).await;
+        }
+        let table = flights.table.lock().unwrap();
+        assert!(table.ended.len() <= REMEMBER_KEYS, "{}", table.ended.len());
+    }
 
     #[tokio::test]
     async fn concurrent_callers_share_one_run() {

@@ -120,12 +120,16 @@ impl Proxy {
         if let Some(body) = self.tier_zip(&storage_key, range).await? {
             return Ok(body);
         }
+        let looked = Instant::now();
         if let Some(body) = self.open_zip(&storage_key, range).await? {
             self.count_storage_zip(true);
             return Ok(body);
         }
         self.count_storage_zip(false);
-        if let Some(fetched) = self.fetch_zip_shared(module, version, &storage_key).await? {
+        if let Some(fetched) = self
+            .fetch_zip_shared(module, version, &storage_key, looked)
+            .await?
+        {
             return fetched.stream(range);
         }
         if let Some(body) = self.tier_zip(&storage_key, range).await? {
@@ -156,12 +160,16 @@ impl Proxy {
         version: &Version,
     ) -> Result<ObjectInfo, ProxyError> {
         let storage_key = key::version_file(module, version, FileKind::Zip);
+        let looked = Instant::now();
         if let Some(info) = self.timed_head(&storage_key).await? {
             self.count_storage_zip(true);
             return Ok(info);
         }
         self.count_storage_zip(false);
-        if let Some(fetched) = self.fetch_zip_shared(module, version, &storage_key).await? {
+        if let Some(fetched) = self
+            .fetch_zip_shared(module, version, &storage_key, looked)
+            .await?
+        {
             return Ok(fetched.info());
         }
         self.timed_head(&storage_key).await?.ok_or_else(|| {
@@ -171,12 +179,14 @@ impl Proxy {
 
     /// The one fetch of a missing zip that every waiter shares: the zip in
     /// its spool file when this fetch stored it, `None` when it was stored
-    /// already (by an earlier fetch or another replica).
+    /// already (by an earlier fetch or another replica). `looked`: when
+    /// the storage lookup that missed began.
     async fn fetch_zip_shared(
         &self,
         module: &ModulePath,
         version: &Version,
         storage_key: &str,
+        looked: Instant,
     ) -> Result<Option<Arc<FetchedZip>>, ProxyError> {
         crate::audit::note_tier(crate::audit::Tier::Upstream);
         let this = self.clone();
@@ -186,7 +196,7 @@ impl Proxy {
             &self.inner.zip_flights,
             Kind::Zip,
             storage_key,
-            async move { this.fetch_zip(&m, &v, &k).await },
+            async move { this.fetch_zip(&m, &v, &k, looked).await },
         )
         .await
     }
@@ -196,10 +206,16 @@ impl Proxy {
         module: &ModulePath,
         version: &Version,
         storage_key: &str,
+        looked: Instant,
     ) -> Result<Option<Arc<FetchedZip>>, ProxyError> {
-        // Stored since the miss that got us here? With leases, the lease
-        // holder asks that itself, right after it takes the lease.
-        if !self.leases_on() && self.timed_head(storage_key).await?.is_some() {
+        // Stored since the miss that got us here? Only a fetch here that
+        // ended after the lookup began can have stored it unseen (another
+        // replica's racing store is absorbed by the write-once put); with
+        // leases, the lease holder asks storage itself.
+        if !self.leases_on()
+            && self.inner.zip_flights.ended_since(storage_key, looked)
+            && self.timed_head(storage_key).await?.is_some()
+        {
             return Ok(None);
         }
         if self.offline() {
