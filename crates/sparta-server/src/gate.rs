@@ -1,13 +1,13 @@
 //! The first thing a request meets: the access decision, and after the
 //! answer its audit line. Probes and `/metrics` pass untouched.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use crate::AppState;
 use crate::audit::{self, Record, Target, TierSlot};
 use crate::metrics::RouteKind;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{Method, header};
 use axum::response::Response;
 
@@ -19,22 +19,22 @@ pub fn is_exempt(path: &str) -> bool {
 }
 
 /// Decides, dispatches when allowed, and audits.
-pub(crate) async fn guarded(state: &AppState, request: Request) -> (RouteKind, Response) {
+pub(crate) async fn guarded(
+    state: &AppState,
+    request: Request,
+    peer: IpAddr,
+) -> (RouteKind, Response) {
     let path = request.uri().path().to_owned();
     if is_exempt(&path) {
         return crate::http::dispatch(state, request).await;
     }
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
     let proxy_path = path
         .strip_prefix(state.path_prefix.as_str())
         .and_then(|r| r.strip_prefix('/'))
         .filter(|r| !r.starts_with("sumdb/"));
     let (caller, verdict) = state
         .access
-        .admit(peer, request.headers(), proxy_path)
+        .admit(Some(peer), request.headers(), proxy_path)
         .await;
     let Some(audit) = &state.audit else {
         return match verdict {

@@ -1,6 +1,7 @@
 //! HTTP handlers: parse the request once into a typed value, call one
 //! service method, turn its answer into a response.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,18 +33,18 @@ use crate::cache::{IMMUTABLE, REVALIDATE};
 
 /// The one entry point for every request: gives it an id, counts, times
 /// and logs it (every line of the request under its id).
-pub async fn handle(state: Arc<AppState>, request: Request) -> Response {
+pub async fn handle(state: Arc<AppState>, request: Request, peer: SocketAddr) -> Response {
     let id = RequestId::from_headers(request.headers());
     // The id is a task-local, not a span: every log line reads it from there
     // (a span per request cost more than serving a warm file).
-    let mut response = reqid::scope(id.clone(), handle_with_id(state, request)).await;
+    let mut response = reqid::scope(id.clone(), handle_with_id(state, request, peer)).await;
     response
         .headers_mut()
         .insert(reqid::HEADER, id.header_value());
     response
 }
 
-async fn handle_with_id(state: Arc<AppState>, request: Request) -> Response {
+async fn handle_with_id(state: Arc<AppState>, request: Request, peer: SocketAddr) -> Response {
     let started = Instant::now();
     let in_flight = InFlight::enter(&state.metrics);
     let method = request.method().clone();
@@ -53,7 +54,7 @@ async fn handle_with_id(state: Arc<AppState>, request: Request) -> Response {
         dispatch(&state, request).instrument(span.clone()).await
     } else {
         // Boxed: only guarded requests pay for the gate's future.
-        Box::pin(crate::gate::guarded(&state, request).instrument(span.clone())).await
+        Box::pin(crate::gate::guarded(&state, request, peer.ip()).instrument(span.clone())).await
     };
     span.record("http.response.status_code", response.status().as_u16());
     drop(in_flight);
@@ -554,13 +555,13 @@ async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response
 }
 
 /// The admin address's one handler: probes, metrics and the warm job.
-pub async fn admin(state: Arc<AppState>, request: Request) -> Response {
+pub async fn admin(state: Arc<AppState>, request: Request, peer: SocketAddr) -> Response {
     let path = request.uri().path().to_owned();
     match path.as_str() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => Box::pin(readyz(&state)).await,
         "/metrics" => Box::pin(metrics(&state)).await,
-        "/warm" => Box::pin(warm::warm(&state, request)).await,
+        "/warm" => Box::pin(warm::warm(&state, request, peer.ip())).await,
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: the admin address serves /healthz, /readyz, /metrics and /warm\n",
@@ -572,7 +573,9 @@ pub async fn admin(state: Arc<AppState>, request: Request) -> Response {
 mod tests {
     use super::*;
 
-    fn future_size<F: std::future::Future>(_: fn(Arc<AppState>, Request) -> F) -> usize {
+    fn future_size<F: std::future::Future>(
+        _: fn(Arc<AppState>, Request, SocketAddr) -> F,
+    ) -> usize {
         std::mem::size_of::<F>()
     }
 

@@ -48,7 +48,7 @@ pub struct AppState {
 
 /// The main address's one handler.
 pub fn app(state: Arc<AppState>) -> serve::App {
-    serve::App::new(move |request| Box::pin(http::handle(state.clone(), request)))
+    serve::App::new(move |request, peer| Box::pin(http::handle(state.clone(), request, peer)))
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
@@ -99,7 +99,8 @@ pub async fn serve_admin(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let conns = state.metrics.connections.clone();
-    let app = serve::App::new(move |request| Box::pin(http::admin(state.clone(), request)));
+    let app =
+        serve::App::new(move |request, peer| Box::pin(http::admin(state.clone(), request, peer)));
     let listener = serve::Listener {
         tcp: listener,
         name: "admin",

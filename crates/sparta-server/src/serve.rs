@@ -32,7 +32,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -49,14 +48,21 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 /// What answers a listener's requests: one function sees every request
-/// (a router's matching and its layers of futures cost more than serving
+/// and the client's address (a router's matching and its layers of
+/// futures, or the address as a request extension, cost more than serving
 /// a warm file).
 #[derive(Clone)]
-pub struct App(Arc<dyn Fn(axum::extract::Request) -> BoxFuture<'static, Response> + Send + Sync>);
+pub struct App(Arc<Handler>);
+
+type Handler =
+    dyn Fn(axum::extract::Request, SocketAddr) -> BoxFuture<'static, Response> + Send + Sync;
 
 impl App {
     pub fn new(
-        handler: impl Fn(axum::extract::Request) -> BoxFuture<'static, Response> + Send + Sync + 'static,
+        handler: impl Fn(axum::extract::Request, SocketAddr) -> BoxFuture<'static, Response>
+        + Send
+        + Sync
+        + 'static,
     ) -> Self {
         App(Arc::new(handler))
     }
@@ -342,12 +348,11 @@ impl Connection {
         });
         let service = {
             let (app, state, peer) = (self.app.clone(), state.clone(), self.peer);
-            hyper::service::service_fn(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
+            hyper::service::service_fn(move |request: Request<Incoming>| {
                 let guard = RequestGuard::enter(state.clone());
                 let app = app.clone();
                 async move {
-                    let response = (app.0)(request.map(Body::new)).await;
+                    let response = (app.0)(request.map(Body::new), peer).await;
                     Ok::<_, Infallible>(response.map(|body| Tracked {
                         body,
                         _guard: guard,

@@ -4,10 +4,10 @@
 //! check as proxy requests (addresses, credentials), so opening the admin
 //! port does not open a way around it.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -19,12 +19,11 @@ const MAX_LIST_BYTES: usize = 16 << 20;
 /// Versions fetched at a time by a posted warm.
 const CONCURRENCY: usize = 8;
 
-pub(super) async fn warm(state: &AppState, request: Request) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let (_, verdict) = state.access.admit(peer, request.headers(), None).await;
+pub(super) async fn warm(state: &AppState, request: Request, peer: IpAddr) -> Response {
+    let (_, verdict) = state
+        .access
+        .admit(Some(peer), request.headers(), None)
+        .await;
     if let Err(refusal) = verdict {
         return refusal.into_response();
     }
