@@ -7,7 +7,6 @@
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -18,27 +17,35 @@ pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest incoming id kept; a longer one is replaced.
 const MAX_LEN: usize = 64;
 
-/// A request id: 1 to 64 characters of `[A-Za-z0-9._:-]`.
+/// A request id: 1 to 64 characters of `[A-Za-z0-9._:-]`. Kept as the
+/// header value it is answered with: an incoming one is shared, not copied,
+/// and no second copy is made for the response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(Arc<str>);
+pub struct RequestId(HeaderValue);
 
 impl RequestId {
     /// The incoming id when it is sane, else a new one.
     pub fn from_headers(headers: &HeaderMap) -> Self {
         headers
             .get(&HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(Self::parse)
+            .filter(|v| Self::sane(v.as_bytes()))
+            .map(|v| RequestId(v.clone()))
             .unwrap_or_else(Self::generate)
     }
 
     /// An id from a client, if it is short and plain enough to log and echo.
     pub fn parse(s: &str) -> Option<Self> {
-        let ok = !s.is_empty()
+        if !Self::sane(s.as_bytes()) {
+            return None;
+        }
+        HeaderValue::from_str(s).ok().map(RequestId)
+    }
+
+    fn sane(s: &[u8]) -> bool {
+        !s.is_empty()
             && s.len() <= MAX_LEN
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-        ok.then(|| RequestId(s.into()))
+            && s.iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
     }
 
     /// A fresh id: 16 hex digits, unique within the process and unlikely
@@ -52,24 +59,24 @@ impl RequestId {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let v = h.finish();
         let digits: [u8; 16] = std::array::from_fn(|i| HEX[(v >> (60 - 4 * i) & 0xf) as usize]);
-        let text = std::str::from_utf8(&digits).expect("hex digits are ASCII");
-        RequestId(text.into())
+        RequestId(HeaderValue::from_bytes(&digits).expect("hex digits are a valid header"))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only `[A-Za-z0-9._:-]` ever gets in (checked where it is made).
+        self.0.to_str().unwrap_or("invalid")
     }
 
-    /// The id as a header value (always valid: the charset is checked).
+    /// The id as a header value.
     pub fn header_value(&self) -> HeaderValue {
-        HeaderValue::from_str(&self.0).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+        self.0.clone()
     }
 }
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
