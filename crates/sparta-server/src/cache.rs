@@ -32,17 +32,32 @@ pub const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=315
 /// Cache policy for answers that change (list, latest, queries).
 pub const REVALIDATE: HeaderValue = HeaderValue::from_static("public, max-age=60");
 
+/// The cache policy of an answer fresh for `ttl` (`None`: forever).
+pub fn cache_policy(ttl: Option<Duration>) -> HeaderValue {
+    if ttl.is_none() { IMMUTABLE } else { REVALIDATE }
+}
+
+/// The content headers of a 200 with an in-memory body, with room for the
+/// ETag and request id added after.
+pub fn content_headers(
+    len: usize,
+    content_type: &'static str,
+    cache_control: HeaderValue,
+) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(6);
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CACHE_CONTROL, cache_control);
+    h
+}
+
 fn ok_headers(
     body: &Bytes,
     content_type: &'static str,
     etag: &HeaderValue,
     ttl: Option<Duration>,
 ) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(6);
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    let policy = if ttl.is_none() { IMMUTABLE } else { REVALIDATE };
-    h.insert(header::CACHE_CONTROL, policy);
+    let mut h = content_headers(body.len(), content_type, cache_policy(ttl));
     h.insert(header::ETAG, etag.clone());
     h
 }

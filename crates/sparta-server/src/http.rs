@@ -29,7 +29,7 @@ mod modes;
 mod ui;
 mod warm;
 
-use crate::cache::{IMMUTABLE, REVALIDATE};
+use crate::cache::{IMMUTABLE, REVALIDATE, cache_policy, content_headers};
 
 /// The one entry point for every request: gives it an id, counts, times
 /// and logs it (every line of the request under its id).
@@ -301,13 +301,8 @@ fn memory_hit(state: &AppState, rest: &str) -> Option<(RouteKind, Arc<CachedFile
 
 /// Serves a small file from memory, honouring `If-None-Match`.
 fn small(file: Arc<CachedFile>, headers: &HeaderMap) -> Response {
-    let cache_control = if file.ttl.is_none() {
-        IMMUTABLE
-    } else {
-        REVALIDATE
-    };
     if etag_matches(headers, &file.etag) {
-        return not_modified_response(&file.etag, cache_control);
+        return not_modified_response(&file.etag, cache_policy(file.ttl));
     }
     let mut response = Response::new(Body::from(file.body.clone()));
     *response.headers_mut() = file.headers.clone();
@@ -320,12 +315,9 @@ fn bytes_response(
     content_type: &'static str,
     cache_control: HeaderValue,
 ) -> Response {
-    let len = body.len();
+    let headers = content_headers(body.len(), content_type, cache_control);
     let mut response = Response::new(Body::from(body));
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::CACHE_CONTROL, cache_control);
+    *response.headers_mut() = headers;
     response
 }
 
