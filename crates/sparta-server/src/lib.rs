@@ -17,6 +17,7 @@ pub mod source;
 pub mod tls;
 pub mod version;
 pub mod warm;
+pub mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub use metrics::{Metrics, RouteKind};
 pub use serve::ServeLimits;
 pub use service::{Coordination, Proxy, ServiceConfig};
 pub use source::{Origins, Source, SourceError, Sources};
+pub use workers::ConnWorkers;
 
 /// Everything a request handler can reach.
 pub struct AppState {
@@ -52,9 +54,11 @@ pub fn app(state: Arc<AppState>) -> serve::App {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
-/// requests finish for at most `grace`.
+/// requests finish for at most `grace`. Connections are served on
+/// `workers` when given, else on the caller's runtime.
 pub async fn serve(
     listener: TcpListener,
+    workers: Option<Arc<ConnWorkers>>,
     state: Arc<AppState>,
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -65,6 +69,7 @@ pub async fn serve(
         tcp: listener,
         name: "main",
         tls: None,
+        workers,
     };
     serve::run(listener, app(state), limits, conns, shutdown, grace).await
 }
@@ -73,6 +78,7 @@ pub async fn serve(
 /// certificate reloaded when its files change, HTTP/2 offered over ALPN.
 pub async fn serve_tls(
     listener: TcpListener,
+    workers: Option<Arc<ConnWorkers>>,
     cert: Arc<tls::ReloadingCert>,
     state: Arc<AppState>,
     limits: ServeLimits,
@@ -85,6 +91,7 @@ pub async fn serve_tls(
         tcp: listener,
         name: "main",
         tls: Some(tls::acceptor(cert)?),
+        workers,
     };
     serve::run(listener, app(state), limits, conns, shutdown, grace).await
 }
@@ -105,6 +112,7 @@ pub async fn serve_admin(
         tcp: listener,
         name: "admin",
         tls: None,
+        workers: None,
     };
     serve::run(
         listener,

@@ -47,6 +47,8 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::workers::ConnWorkers;
+
 /// What answers a listener's requests: one function sees every request
 /// and the client's address (a router's matching and its layers of
 /// futures, or the address as a request extension, cost more than serving
@@ -209,6 +211,8 @@ pub struct Listener {
     /// `main` or `admin`.
     pub name: &'static str,
     pub tls: Option<TlsAcceptor>,
+    /// Serve connections on these threads, not on the shared runtime.
+    pub workers: Option<Arc<ConnWorkers>>,
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops
@@ -274,11 +278,33 @@ pub async fn run(
         };
         let tls = listener.tls.clone();
         let alive = alive_tx.clone();
-        tokio::spawn(async move {
+        let Some(workers) = &listener.workers else {
+            tokio::spawn(async move {
+                let _permit = permit;
+                let _alive = alive;
+                conn.run(tcp, tls).await;
+            });
+            continue;
+        };
+        // Moved to the worker's runtime: registered there, not here.
+        let tcp = match tcp.into_std() {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                debug!(error = %e, "cannot hand the connection to a worker");
+                continue;
+            }
+        };
+        let job = move || async move {
             let _permit = permit;
             let _alive = alive;
-            conn.run(tcp, tls).await;
-        });
+            match TcpStream::from_std(tcp) {
+                Ok(tcp) => conn.run(tcp, tls).await,
+                Err(e) => debug!(error = %e, "cannot register the connection"),
+            }
+        };
+        if let Err(job) = workers.spawn(job) {
+            tokio::spawn(job());
+        }
     }
     drop(listener);
     drop(alive_tx);

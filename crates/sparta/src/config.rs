@@ -124,6 +124,11 @@ pub struct Settings {
     #[arg(long, default_value = "4096")]
     pub max_connections: usize,
 
+    /// Threads that serve client connections, each with a runtime of its own (default: one per
+    /// CPU the process may use); 0 serves them on the shared runtime.
+    #[arg(long)]
+    pub connection_workers: Option<usize>,
+
     /// Largest request head (request line and headers); a bigger one gets 431 (at least 8KiB).
     #[arg(long, default_value = "32KiB")]
     #[serde(with = "values::size")]
@@ -425,6 +430,14 @@ impl Settings {
             max_header_bytes: usize::try_from(self.max_header_bytes.as_u64()).unwrap_or(usize::MAX),
             send_timeout: self.send_timeout,
         }
+    }
+
+    /// How many connection workers to start: the setting, else one per CPU
+    /// the process may use (its cgroup's quota counts); 0 for none.
+    pub fn connection_workers(&self) -> usize {
+        self.connection_workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
     }
 
     /// The access settings, each list and rule parsed once for its error.

@@ -183,10 +183,17 @@ pub(crate) async fn serve(settings: Settings, started: Instant) -> Result<()> {
         tls = tls.is_some(),
         "listening"
     );
+    let workers = match settings.connection_workers() {
+        0 => None,
+        n => Some(
+            sparta_server::ConnWorkers::start(n).context("cannot start the connection workers")?,
+        ),
+    };
     match tls {
         Some(cert) => {
             sparta_server::serve_tls(
                 listener,
+                workers.clone(),
                 cert,
                 state,
                 settings.serve_limits(),
@@ -198,6 +205,7 @@ pub(crate) async fn serve(settings: Settings, started: Instant) -> Result<()> {
         None => {
             sparta_server::serve(
                 listener,
+                workers.clone(),
                 state,
                 settings.serve_limits(),
                 shutdown_signal(),

@@ -55,6 +55,9 @@ pub(super) fn finish(
     if s.max_connections == 0 {
         bail!("max_connections must be at least 1");
     }
+    if s.connection_workers.is_some_and(|n| n > 1024) {
+        bail!("connection_workers must be at most 1024 (one per CPU is the default)");
+    }
     let min_head = sparta_server::serve::MIN_HEADER_BYTES as u64;
     if s.max_header_bytes.as_u64() < min_head {
         bail!("max_header_bytes must be at least {min_head} bytes");

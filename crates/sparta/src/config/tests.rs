@@ -363,3 +363,18 @@ fn fetch_limits_from_flag_env_and_file() {
     assert_eq!(s.queue_wait, Duration::from_millis(500));
     assert!(load(&["--max-fetches", "-1"], &[UP], None).is_err());
 }
+
+#[test]
+fn connection_workers_default_to_one_per_cpu_and_zero_turns_them_off() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let l = load(&[], &[UP], None).unwrap();
+    assert_eq!(l.settings.connection_workers(), cpus);
+    let l = load(&["--connection-workers", "0"], &[UP], None).unwrap();
+    assert_eq!(l.settings.connection_workers(), 0);
+    let l = load(&[], &[UP, ("SPARTA_CONNECTION_WORKERS", "3")], None).unwrap();
+    assert_eq!(l.settings.connection_workers(), 3);
+    let l = load(&[], &[UP], Some("connection_workers = 5\n")).unwrap();
+    assert_eq!(l.settings.connection_workers(), 5);
+    let err = load(&["--connection-workers", "5000"], &[UP], None).unwrap_err();
+    assert!(format!("{err:#}").contains("connection_workers"), "{err:#}");
+}

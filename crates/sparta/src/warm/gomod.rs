@@ -83,6 +83,7 @@ pub async fn resolve_in_process(dir: &Path, proxy: &sparta_server::Proxy) -> Res
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(sparta_server::serve(
         listener,
+        None,
         state,
         sparta_server::ServeLimits::default(),
         async move {
