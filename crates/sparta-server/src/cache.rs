@@ -159,6 +159,11 @@ impl MemoryCache {
         self.cache.insert(key, file);
     }
 
+    /// Drops the file under `key`: the next request reads storage.
+    pub fn invalidate(&self, key: &str) {
+        self.cache.invalidate(key);
+    }
+
     /// Weighted size in bytes and entry count, for metrics.
     pub fn usage(&self) -> (u64, u64) {
         (self.cache.weighted_size(), self.cache.entry_count())

@@ -10,11 +10,16 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::error::ProxyError;
 
 type Flight<V> = Shared<BoxFuture<'static, Result<V, ProxyError>>>;
+
+/// What a piece of work still does after its waiters have its result
+/// (storing it, say); see [`Flights::run_then`].
+pub type Rest = BoxFuture<'static, ()>;
 
 /// How long an ended piece of work is remembered; see [`Flights::ended_since`].
 const REMEMBER: Duration = Duration::from_secs(10);
@@ -50,6 +55,18 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
     where
         F: Future<Output = Result<V, ProxyError>> + Send + 'static,
     {
+        self.run_then(key, work.map(|result| (result, None))).await
+    }
+
+    /// [`Flights::run`] for work that hands out its result before it is
+    /// done: it returns the result and the [`Rest`] of the work. Waiters get
+    /// the result at once; the key stays under way until the rest is done,
+    /// so a caller that comes meanwhile joins (and gets the same result)
+    /// rather than starting the work again.
+    pub async fn run_then<F>(self: &Arc<Self>, key: &str, work: F) -> (Result<V, ProxyError>, bool)
+    where
+        F: Future<Output = (Result<V, ProxyError>, Option<Rest>)> + Send + 'static,
+    {
         let (flight, joined) = {
             let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
             match table.running.get(key) {
@@ -59,24 +76,41 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
                         flights: Arc::clone(self),
                         key: key.to_owned(),
                     };
+                    let (result_tx, result_rx) = oneshot::channel();
                     // With the id and span of the request that started it:
                     // the fetch's log lines carry that request's id.
                     let task = tokio::spawn(crate::reqid::carried(
                         async move {
-                            let result = work.await;
-                            // Removed before waiters see the result: a request that
-                            // arrives later starts afresh and finds what was stored.
-                            // The guard also removes it when the work panics.
-                            drop(guard);
-                            result
+                            let (result, rest) = work.await;
+                            match rest {
+                                None => {
+                                    // Removed before waiters see the result: a
+                                    // request that arrives later starts afresh
+                                    // and finds what was stored.
+                                    drop(guard);
+                                    let _ = result_tx.send(result);
+                                }
+                                Some(rest) => {
+                                    let _ = result_tx.send(result);
+                                    rest.await;
+                                    drop(guard);
+                                }
+                            }
                         }
                         .in_current_span(),
                     ));
                     let flight: Flight<V> = async move {
-                        task.await.unwrap_or_else(|e| {
-                            tracing::error!(error = %e, "shared fetch task failed");
-                            Err(ProxyError::Upstream(format!("fetch task failed: {e}")))
-                        })
+                        match result_rx.await {
+                            Ok(result) => result,
+                            // The work panicked: once its task is gone, so
+                            // is its key (the guard drops when it unwinds).
+                            Err(_) => {
+                                let e = task.await.err().map(|e| e.to_string());
+                                let e = e.unwrap_or_else(|| "ended without a result".into());
+                                tracing::error!(error = %e, "shared fetch task failed");
+                                Err(ProxyError::Upstream(format!("fetch task failed: {e}")))
+                            }
+                        }
                     }
                     .boxed()
                     .shared();
@@ -275,5 +309,38 @@ mod tests {
         // The second caller either joined the failed run or ran afresh.
         assert!(b.is_err() || b == Ok(9));
         assert!(flights.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_result_is_handed_out_before_the_rest_and_the_key_stays_until_it_ends() {
+        let flights: Arc<Flights<u32>> = Arc::default();
+        let (rest_go, rest_wait) = oneshot::channel::<()>();
+        let (rest_done_tx, rest_done) = oneshot::channel::<()>();
+        let rest: Rest = Box::pin(async move {
+            let _ = rest_wait.await;
+            let _ = rest_done_tx.send(());
+        });
+        let (v, joined) = flights
+            .run_then("k", async move { (Ok(5), Some(rest)) })
+            .await;
+        assert_eq!((v, joined), (Ok(5), false), "the result before the rest");
+        assert_eq!(flights.len(), 1, "the key is under way while the rest runs");
+        let (v, joined) = flights.run("k", async { Ok(6) }).await;
+        assert_eq!(
+            (v, joined),
+            (Ok(5), true),
+            "a later caller joins, no second run"
+        );
+        rest_go.send(()).unwrap();
+        rest_done.await.unwrap();
+        for _ in 0..100 {
+            if flights.is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(flights.is_empty(), "released when the rest ended");
+        let (v, joined) = flights.run("k", async { Ok(7) }).await;
+        assert_eq!((v, joined), (Ok(7), false));
     }
 }

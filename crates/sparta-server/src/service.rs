@@ -280,9 +280,24 @@ impl Proxy {
         key: &str,
         work: impl std::future::Future<Output = Result<V, ProxyError>> + Send + 'static,
     ) -> Result<V, ProxyError> {
+        let work = futures::FutureExt::map(work, |result| (result, None));
+        self.shared_then(flights, kind, key, work).await
+    }
+
+    /// [`Proxy::shared`] for work that answers before it is done; see
+    /// [`Flights::run_then`].
+    async fn shared_then<V: Clone + Send + Sync + 'static>(
+        &self,
+        flights: &Arc<Flights<V>>,
+        kind: Kind,
+        key: &str,
+        work: impl std::future::Future<Output = (Result<V, ProxyError>, Option<crate::flight::Rest>)>
+        + Send
+        + 'static,
+    ) -> Result<V, ProxyError> {
         // The work may run on another task: it keeps this request's span.
         let work = work.instrument(tracing::Span::current());
-        let (result, joined) = flights.run(key, work).await;
+        let (result, joined) = flights.run_then(key, work).await;
         if joined {
             self.inner
                 .metrics

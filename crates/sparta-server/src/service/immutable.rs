@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use futures::StreamExt;
 
 use sparta_core::zipcheck::MAX_ZIP_SIZE;
@@ -16,7 +17,14 @@ use super::checks::{check_gomod, check_info};
 use super::{JSON, Kind, Proxy, RangeRequest, TEXT};
 use crate::cache::CachedFile;
 use crate::error::ProxyError;
+use crate::flight::Rest;
 use crate::limits::{SPOOL, SpoolSlot};
+
+/// Where a small file came from: storage, or the source (not yet stored).
+enum Fetched {
+    Stored(Bytes),
+    Upstream(Bytes),
+}
 
 impl Proxy {
     /// `$module/@v/$version.info` or `.mod` for a canonical version.
@@ -40,7 +48,7 @@ impl Proxy {
         let flight_key = storage_key.clone();
         // The fetch runs in a task of its own: carry the audit's tier slot.
         let tier = crate::audit::current_tier();
-        self.shared(&self.inner.small_flights, kind, &flight_key, async move {
+        self.shared_then(&self.inner.small_flights, kind, &flight_key, async move {
             let fetch =
                 this.fetch_small_file(kind, &module, &version, file, storage_key, content_type);
             crate::audit::with_tier(tier, fetch).await
@@ -48,6 +56,8 @@ impl Proxy {
         .await
     }
 
+    /// The fetch behind [`Proxy::small_file`], and the store still to do
+    /// when it answers first.
     async fn fetch_small_file(
         &self,
         kind: Kind,
@@ -56,57 +66,176 @@ impl Proxy {
         file: FileKind,
         storage_key: String,
         content_type: &'static str,
-    ) -> Result<Arc<CachedFile>, ProxyError> {
-        if let Some(body) = self.stored(kind, &storage_key).await? {
-            return Ok(self.cache_immutable(storage_key, body, content_type).await);
+    ) -> (Result<Arc<CachedFile>, ProxyError>, Option<Rest>) {
+        if !self.leases_on() {
+            return match self
+                .fetch_small_file_first(kind, module, version, file, &storage_key)
+                .await
+            {
+                Ok(Fetched::Stored(body)) => (
+                    Ok(self.cache_immutable(storage_key, body, content_type).await),
+                    None,
+                ),
+                Ok(Fetched::Upstream(body)) => {
+                    let entry = self
+                        .cache_immutable(storage_key.clone(), body.clone(), content_type)
+                        .await;
+                    let (this, module, version) = (self.clone(), module.clone(), version.clone());
+                    let rest = async move {
+                        match this
+                            .store_small_file(&module, &version, file, &storage_key, body)
+                            .await
+                        {
+                            Ok(true) => {}
+                            // Another replica stored it first: serve its copy from now on.
+                            Ok(false) => this.inner.cache.invalidate(&storage_key),
+                            Err(e) => {
+                                warn!(module = %module, version = %version, file = file.ext(), error = %e, "could not store a fetched file: served from memory until evicted, then fetched again");
+                            }
+                        }
+                    };
+                    (Ok(entry), Some(Box::pin(rest)))
+                }
+                Err(e) => (Err(e), None),
+            };
         }
+        let fetched = self
+            .fetch_small_file_leased(kind, module, version, file, &storage_key)
+            .await;
+        let cached = match fetched {
+            Ok(body) => Ok(self.cache_immutable(storage_key, body, content_type).await),
+            Err(e) => Err(e),
+        };
+        (cached, None)
+    }
+
+    /// Without leases: storage, else the source. What the source sent is
+    /// served before it is stored (the flight stays under way until then,
+    /// so nobody fetches it twice here); another replica's racing store is
+    /// absorbed by the write-once put.
+    async fn fetch_small_file_first(
+        &self,
+        kind: Kind,
+        module: &ModulePath,
+        version: &Version,
+        file: FileKind,
+        storage_key: &str,
+    ) -> Result<Fetched, ProxyError> {
+        if let Some(body) = self.stored(kind, storage_key).await? {
+            return Ok(Fetched::Stored(body));
+        }
+        self.before_source(kind, module, version, file, storage_key)
+            .await?;
+        let body = self
+            .small_file_from_source(kind, module, version, file, storage_key)
+            .await?;
+        Ok(Fetched::Upstream(body))
+    }
+
+    /// With leases: one replica fetches and stores, the others wait for
+    /// the stored file.
+    async fn fetch_small_file_leased(
+        &self,
+        kind: Kind,
+        module: &ModulePath,
+        version: &Version,
+        file: FileKind,
+        storage_key: &str,
+    ) -> Result<Bytes, ProxyError> {
+        if let Some(body) = self.stored(kind, storage_key).await? {
+            return Ok(body);
+        }
+        self.before_source(kind, module, version, file, storage_key)
+            .await?;
+        let fetched = self
+            .coordinated(module, version, file, storage_key, move || async move {
+                let body = self
+                    .small_file_from_source(kind, module, version, file, storage_key)
+                    .await?;
+                let created = self
+                    .store_small_file(module, version, file, storage_key, body.clone())
+                    .await?;
+                Ok(created.then_some(body))
+            })
+            .await?;
+        match fetched.flatten() {
+            Some(body) => Ok(body),
+            // Whoever stored it first wins: serve what the store holds.
+            None => self.stored(kind, storage_key).await?.ok_or_else(|| {
+                ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
+            }),
+        }
+    }
+
+    /// Refuses a fetch offline, or while a recent miss is remembered.
+    async fn before_source(
+        &self,
+        kind: Kind,
+        module: &ModulePath,
+        version: &Version,
+        file: FileKind,
+        storage_key: &str,
+    ) -> Result<(), ProxyError> {
         if self.offline() {
             return Err(super::stored::not_stored(&format!(
                 "{module}@{version} .{}",
                 file.ext()
             )));
         }
-        self.check_negative(kind, &storage_key).await?;
+        self.check_negative(kind, storage_key).await
+    }
+
+    /// The `.info` or `.mod` from the module's source, checked (and a
+    /// `.mod` verified against the checksum database).
+    async fn small_file_from_source(
+        &self,
+        kind: Kind,
+        module: &ModulePath,
+        version: &Version,
+        file: FileKind,
+        storage_key: &str,
+    ) -> Result<Bytes, ProxyError> {
         let picked = self.pick(module).clone();
         let host = picked.source.host(module);
-        let host = host.as_str();
-        let key_ref = storage_key.as_str();
-        let fetched = self.coordinated(module, version, file, key_ref, move || async move {
-                let storage_key = key_ref;
-                crate::audit::note_tier(crate::audit::Tier::Upstream);
-                let body = self
-                    .source_call(kind, storage_key, host, async {
-                        match file {
-                            FileKind::Mod => picked.source.gomod(module, version).await,
-                            _ => picked.source.info(module, version).await,
-                        }
-                    })
-                    .await?;
+        crate::audit::note_tier(crate::audit::Tier::Upstream);
+        let body = self
+            .source_call(kind, storage_key, host.as_str(), async {
                 match file {
-                    FileKind::Info => check_info(&body, version)?,
-                    FileKind::Mod => {
-                        check_gomod(&body, module, version)?;
-                        self.verify_mod(picked.private, module, version, &body).await?;
-                    }
-                    FileKind::Zip => unreachable!(),
+                    FileKind::Mod => picked.source.gomod(module, version).await,
+                    _ => picked.source.info(module, version).await,
                 }
-                let outcome = self.timed_put(storage_key, body.clone()).await?;
-                if outcome == PutOutcome::Created {
-                    info!(module = %module, version = %version, file = file.ext(), bytes = body.len(), "stored from upstream");
-                    self.note_stored(module, version, file, body.len() as u64, None).await;
-                    return Ok(Some(body));
-                }
-                Ok(None)
             })
             .await?;
-        let body = match fetched.flatten() {
-            Some(body) => body,
-            // Whoever stored it first wins: serve what the store holds.
-            None => self.stored(kind, &storage_key).await?.ok_or_else(|| {
-                ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
-            })?,
-        };
-        Ok(self.cache_immutable(storage_key, body, content_type).await)
+        match file {
+            FileKind::Info => check_info(&body, version)?,
+            FileKind::Mod => {
+                check_gomod(&body, module, version)?;
+                self.verify_mod(picked.private, module, version, &body)
+                    .await?;
+            }
+            FileKind::Zip => unreachable!("zips are streamed, never held in memory"),
+        }
+        Ok(body)
+    }
+
+    /// Stores a fetched `.info` or `.mod` write-once; true if this put
+    /// created it (then it is in the catalog too).
+    async fn store_small_file(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        file: FileKind,
+        storage_key: &str,
+        body: Bytes,
+    ) -> Result<bool, ProxyError> {
+        let len = body.len();
+        if self.timed_put(storage_key, body).await? != PutOutcome::Created {
+            return Ok(false);
+        }
+        info!(module = %module, version = %version, file = file.ext(), bytes = len, "stored from upstream");
+        self.note_stored(module, version, file, len as u64, None)
+            .await;
+        Ok(true)
     }
 
     /// `$module/@v/$version.zip`, optionally a byte range of it.
