@@ -20,12 +20,6 @@ use crate::error::ProxyError;
 use crate::flight::Rest;
 use crate::limits::{SPOOL, SpoolSlot};
 
-/// Where a small file came from: storage, or the source (not yet stored).
-enum Fetched {
-    Stored(Bytes),
-    Upstream(Bytes),
-}
-
 impl Proxy {
     /// `$module/@v/$version.info` or `.mod` for a canonical version.
     pub async fn small_file(
@@ -67,41 +61,42 @@ impl Proxy {
         storage_key: String,
         content_type: &'static str,
     ) -> (Result<Arc<CachedFile>, ProxyError>, Option<Rest>) {
-        if !self.leases_on() {
-            return match self
-                .fetch_small_file_first(kind, module, version, file, &storage_key)
-                .await
-            {
-                Ok(Fetched::Stored(body)) => (
-                    Ok(self.cache_immutable(storage_key, body, content_type).await),
-                    None,
-                ),
-                Ok(Fetched::Upstream(body)) => {
-                    let entry = self
-                        .cache_immutable(storage_key.clone(), body.clone(), content_type)
-                        .await;
-                    let (this, module, version) = (self.clone(), module.clone(), version.clone());
-                    let rest = async move {
-                        match this
-                            .store_small_file(&module, &version, file, &storage_key, body)
-                            .await
-                        {
-                            Ok(true) => {}
-                            // Another replica stored it first: serve its copy from now on.
-                            Ok(false) => this.inner.cache.invalidate(&storage_key),
-                            Err(e) => {
-                                warn!(module = %module, version = %version, file = file.ext(), error = %e, "could not store a fetched file: served from memory until evicted, then fetched again");
-                            }
-                        }
-                    };
-                    (Ok(entry), Some(Box::pin(rest)))
-                }
-                Err(e) => (Err(e), None),
-            };
-        }
-        let fetched = self
-            .fetch_small_file_leased(kind, module, version, file, &storage_key)
-            .await;
+        let head = async {
+            if let Some(body) = self.stored(kind, &storage_key).await? {
+                return Ok(Some(body));
+            }
+            self.before_source(kind, module, version, file, &storage_key)
+                .await?;
+            Ok(None)
+        };
+        let fetched = match head.await {
+            Ok(Some(body)) => Ok(body),
+            Ok(None) if !self.leases_on() => {
+                // Without leases what the source sent is served before it
+                // is stored (the flight stays under way until then, so
+                // nobody fetches it twice here); another replica's racing
+                // store is absorbed by the write-once put.
+                let body = self
+                    .small_file_from_source(kind, module, version, file, &storage_key)
+                    .await;
+                return match body {
+                    Ok(body) => {
+                        let entry = self
+                            .cache_immutable(storage_key.clone(), body.clone(), content_type)
+                            .await;
+                        let rest =
+                            self.store_after_answer(module, version, file, storage_key, body);
+                        (Ok(entry), Some(rest))
+                    }
+                    Err(e) => (Err(e), None),
+                };
+            }
+            Ok(None) => {
+                self.fetch_small_file_leased(kind, module, version, file, &storage_key)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let cached = match fetched {
             Ok(body) => Ok(self.cache_immutable(storage_key, body, content_type).await),
             Err(e) => Err(e),
@@ -109,27 +104,29 @@ impl Proxy {
         (cached, None)
     }
 
-    /// Without leases: storage, else the source. What the source sent is
-    /// served before it is stored (the flight stays under way until then,
-    /// so nobody fetches it twice here); another replica's racing store is
-    /// absorbed by the write-once put.
-    async fn fetch_small_file_first(
+    /// The store of a file already answered.
+    fn store_after_answer(
         &self,
-        kind: Kind,
         module: &ModulePath,
         version: &Version,
         file: FileKind,
-        storage_key: &str,
-    ) -> Result<Fetched, ProxyError> {
-        if let Some(body) = self.stored(kind, storage_key).await? {
-            return Ok(Fetched::Stored(body));
-        }
-        self.before_source(kind, module, version, file, storage_key)
-            .await?;
-        let body = self
-            .small_file_from_source(kind, module, version, file, storage_key)
-            .await?;
-        Ok(Fetched::Upstream(body))
+        storage_key: String,
+        body: Bytes,
+    ) -> Rest {
+        let (this, module, version) = (self.clone(), module.clone(), version.clone());
+        Box::pin(async move {
+            match this
+                .store_small_file(&module, &version, file, &storage_key, body)
+                .await
+            {
+                Ok(true) => {}
+                // Another replica stored it first: serve its copy from now on.
+                Ok(false) => this.inner.cache.invalidate(&storage_key),
+                Err(e) => {
+                    warn!(module = %module, version = %version, file = file.ext(), error = %e, "could not store a fetched file: served from memory until evicted, then fetched again");
+                }
+            }
+        })
     }
 
     /// With leases: one replica fetches and stores, the others wait for
@@ -142,11 +139,6 @@ impl Proxy {
         file: FileKind,
         storage_key: &str,
     ) -> Result<Bytes, ProxyError> {
-        if let Some(body) = self.stored(kind, storage_key).await? {
-            return Ok(body);
-        }
-        self.before_source(kind, module, version, file, storage_key)
-            .await?;
         let fetched = self
             .coordinated(module, version, file, storage_key, move || async move {
                 let body = self
