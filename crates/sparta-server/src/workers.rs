@@ -72,16 +72,6 @@ impl ConnWorkers {
         Ok(Arc::new(ConnWorkers { workers }))
     }
 
-    /// How many worker threads serve connections.
-    pub fn len(&self) -> usize {
-        self.workers.len()
-    }
-
-    /// Always false: there is at least one worker.
-    pub fn is_empty(&self) -> bool {
-        self.workers.is_empty()
-    }
-
     /// Runs the future `make` builds on the least busy worker; `make` runs
     /// there too, so it may register sockets with that worker's runtime.
     /// Gives `make` back when every worker has stopped.
