@@ -6,6 +6,7 @@
 //! A file that fails to parse on reload leaves the previous one in force.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use crate::credentials::{
 };
 
 mod cache;
+mod memo;
 mod watched;
 
 use cache::{Lookup, VerifiedCache, digest};
@@ -54,7 +56,13 @@ pub struct Authenticator {
     htpasswd: Option<Watched<Htpasswd>>,
     tokens: Option<Watched<Tokens>>,
     cache: Mutex<VerifiedCache>,
+    /// Tells this authenticator's entries in the threads' memos apart.
+    id: u64,
+    /// The cache's generation, readable without its lock.
+    generation: AtomicU64,
 }
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 impl Authenticator {
     /// Loads the files; `None` when neither is given (authentication off).
@@ -73,6 +81,8 @@ impl Authenticator {
                 .map(|p| Watched::open(p, Tokens::parse))
                 .transpose()?,
             cache: Mutex::new(VerifiedCache::default()),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
         }))
     }
 
@@ -91,10 +101,9 @@ impl Authenticator {
         if reloaded {
             // A removed user, token or changed password must not outlive
             // the file: drop what was verified against the old one.
-            self.cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .reloaded();
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.reloaded();
+            self.generation.store(cache.generation(), Ordering::Release);
         }
         errors
     }
@@ -184,9 +193,16 @@ impl Authenticator {
             return Err(AuthFailure::Malformed);
         }
         let key = digest(value);
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(p) = memo::hit((self.id, generation), &key, now) {
+            return Ok(Lookup::Hit(p));
+        }
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         Ok(match cache.hit(&key, now) {
-            Some(p) => Lookup::Hit(p.clone()),
+            Some((p, at)) => {
+                memo::keep((self.id, cache.generation()), key, p, at);
+                Lookup::Hit(p.clone())
+            }
             None => Lookup::Miss {
                 key,
                 generation: cache.generation(),

@@ -100,22 +100,15 @@ fn push_fraction(out: &mut String, nanos: u32, digits: u32) {
     out.push('Z');
 }
 
-/// `n` in decimal, left-padded with zeros to `width`.
+/// `n` in decimal, left-padded with zeros to `width`. Through `itoa`:
+/// these run several times per log and audit line.
 pub fn push_padded(out: &mut String, n: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(n);
+    for _ in digits.len()..width {
+        out.push('0');
     }
-    let start = i.min(buf.len().saturating_sub(width));
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or("0"));
+    out.push_str(digits);
 }
 
 #[cfg(test)]

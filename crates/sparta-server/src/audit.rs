@@ -1,32 +1,36 @@
 //! The audit log: one JSON line per served module file (`.info`, `.mod`,
-//! `.zip`) and per refused request, written by a thread of its own.
+//! `.zip`) and per refused request.
 //!
-//! Lines go through a bounded queue. When the sink is slower than the
-//! requests, a request waits for room in the queue (backpressure) rather
-//! than a line being dropped: an audit log with holes answers nobody's
-//! question, and the wait is bounded by the sink's speed, the memory by the
-//! queue's length.
+//! A request writes its line into a buffer of its own thread (no
+//! allocation, no queue shared with other threads); a thread of the log's
+//! own takes the buffers' text every few milliseconds and writes it to the
+//! sink. When the sink is slower than the requests and a thread's buffer is
+//! full, the request waits for room (backpressure) rather than a line being
+//! dropped: an audit log with holes answers nobody's question, and the wait
+//! is bounded by the sink's speed, the memory by the buffers' size.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use prometheus::{IntCounter, IntGauge};
-use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 
+mod buffers;
 mod line;
 mod record;
 mod tier;
 
+use buffers::Buffers;
 pub use line::Entry;
 pub use record::{Record, Target, file_target};
 pub use tier::{Tier, TierSlot, by_path, current_tier, note_tier, tier_label, with_tier};
 
-/// Lines that may wait for the writer.
-pub const QUEUE_LINES: usize = 8192;
+/// Bytes of lines one thread may have waiting for the writer (some 1,500
+/// lines); a request finding its thread's buffer this full waits.
+pub const BUFFER_BYTES: usize = 256 * 1024;
 /// How long the writer lets lines gather after writing a batch. The first
-/// line after a quiet spell is written at once.
+/// line after a quiet spell wakes it at once.
 const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Where audit lines go.
@@ -47,32 +51,24 @@ impl AuditSink {
     }
 }
 
-// A record lives in the queue's slot: boxing it would cost an allocation
-// on every request (and a free on the writer thread).
-#[allow(clippy::large_enum_variant)]
-enum Msg {
-    Record(Record),
-    Flush(std::sync::mpsc::SyncSender<()>),
-}
-
-/// The sending side; cheap to share.
+/// The request side; cheap to share.
 pub struct AuditLog {
-    tx: mpsc::Sender<Msg>,
+    buffers: std::sync::Arc<Buffers>,
     lines: IntCounter,
-    queued: IntGauge,
 }
 
 impl AuditLog {
     /// Opens the sink and starts its writer thread.
     pub fn open(sink: &AuditSink, metrics: &Metrics) -> std::io::Result<(AuditLog, AuditGuard)> {
         let writer: Box<dyn Write + Send> = match sink {
-            AuditSink::Stderr => Box::new(LineWriter(std::io::stderr())),
-            AuditSink::File(path) => Box::new(std::io::BufWriter::new(open_append(path)?)),
+            AuditSink::Stderr => Box::new(LockedStderr(std::io::stderr())),
+            AuditSink::File(path) => Box::new(open_append(path)?),
         };
-        Ok(Self::start(writer, QUEUE_LINES, metrics))
+        Ok(Self::start(writer, BUFFER_BYTES, metrics))
     }
 
-    /// Starts a writer thread over any sink, with a queue of `capacity` lines.
+    /// Starts a writer thread over any sink, each thread's buffer holding
+    /// up to `capacity` bytes of lines.
     pub fn start(
         mut writer: Box<dyn Write + Send>,
         capacity: usize,
@@ -82,7 +78,7 @@ impl AuditLog {
             .expect("valid metric");
         let queued = IntGauge::new(
             "sparta_audit_queue_lines",
-            "Audit lines waiting for the sink.",
+            "Audit lines the writer found waiting for the sink on its last round.",
         )
         .expect("valid metric");
         let errors = IntCounter::new(
@@ -95,65 +91,60 @@ impl AuditLog {
             let _ = metrics.registry().register(Box::new(c));
         }
         let _ = metrics.registry().register(Box::new(queued.clone()));
-        let (tx, mut rx) = mpsc::channel::<Msg>(capacity);
+        let buffers = Buffers::new(capacity);
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
         let written = lines.clone();
-        let depth = queued.clone();
+        let shared = buffers.clone();
         let thread = std::thread::Builder::new()
             .name("sparta-audit".into())
             .spawn(move || {
-                // One buffer and one clock for every line.
-                let mut line = String::with_capacity(512);
-                let mut clock = sparta_core::civil::Clock::default();
-                while let Some(msg) = rx.blocking_recv() {
-                    let mut next = Some(msg);
-                    // Write what is queued, then flush once.
-                    while let Some(msg) = next.take() {
-                        match msg {
-                            Msg::Record(record) => {
-                                depth.dec();
-                                line.clear();
-                                record.write_to(&mut line, &mut clock);
-                                if writer.write_all(line.as_bytes()).is_err() {
-                                    errors.inc();
-                                } else {
-                                    written.inc();
-                                }
-                            }
-                            Msg::Flush(done) => {
-                                if writer.flush().is_err() {
-                                    errors.inc();
-                                }
-                                let _ = done.send(());
-                            }
+                let mut batch = String::with_capacity(capacity);
+                loop {
+                    let stopping = shared.stopping();
+                    let mut found = 0;
+                    shared.take_each(&mut batch, |text, n| {
+                        found += n;
+                        if writer.write_all(text).is_err() {
+                            errors.inc();
+                        } else {
+                            written.inc_by(n);
                         }
-                        next = rx.try_recv().ok();
-                    }
-                    if writer.flush().is_err() {
+                    });
+                    if found > 0 && writer.flush().is_err() {
                         errors.inc();
                     }
-                    // Lines queued during the pause are written in one go
-                    // next time; without it, under load every line would
-                    // wake this thread (a futex wake on the request's path)
-                    // and cost a write of its own. Bounded by the queue.
-                    std::thread::sleep(BATCH_WAIT);
+                    queued.set(found as i64);
+                    shared.room_made();
+                    if stopping {
+                        let _ = done_tx.send(());
+                        return;
+                    }
+                    if found == 0 {
+                        shared.idle();
+                    } else {
+                        // Lines written meanwhile go out in one write next
+                        // round; without the pause, under load every line
+                        // would wake this thread and cost a write of its own.
+                        std::thread::sleep(BATCH_WAIT);
+                    }
                 }
             })
             .expect("spawn audit thread");
-        let log = AuditLog { tx, lines, queued };
+        buffers.set_writer(thread.thread().clone());
         let guard = AuditGuard {
-            tx: log.tx.clone(),
+            buffers: buffers.clone(),
+            done: done_rx,
             thread: Some(thread),
         };
-        (log, guard)
+        (AuditLog { buffers, lines }, guard)
     }
 
-    /// Queues one line, waiting for room when the sink lags. The writer
-    /// thread formats it.
-    pub async fn record(&self, record: Record) {
-        self.queued.inc();
-        if self.tx.send(Msg::Record(record)).await.is_err() {
-            self.queued.dec();
-        }
+    /// Writes one line into this thread's buffer, waiting for room when
+    /// the sink lags.
+    pub async fn record(&self, record: Record<'_>) {
+        self.buffers
+            .push(|out, clock| record.write_to(out, clock))
+            .await;
     }
 
     /// Lines written so far.
@@ -163,35 +154,23 @@ impl AuditLog {
 }
 
 /// Held by the binary until exit: [`AuditGuard::finish`] writes what is
-/// queued before the process ends.
+/// buffered before the process ends.
 pub struct AuditGuard {
-    tx: mpsc::Sender<Msg>,
+    buffers: std::sync::Arc<Buffers>,
+    done: std::sync::mpsc::Receiver<()>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl AuditGuard {
-    /// Waits (at most `limit`) until every line queued so far is written.
+    /// Waits (at most `limit`) until every line written so far is out.
     /// Blocking: call it outside the async runtime or in `spawn_blocking`.
     pub fn finish(mut self, limit: std::time::Duration) {
-        let deadline = std::time::Instant::now() + limit;
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
-        // Behind a full queue the flush waits for room, bounded.
-        let mut msg = Msg::Flush(done_tx);
-        loop {
-            match self.tx.try_send(msg) {
-                Ok(()) => {
-                    let left = deadline.saturating_duration_since(std::time::Instant::now());
-                    let _ = done_rx.recv_timeout(left);
-                    break;
-                }
-                Err(mpsc::error::TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
-                    msg = m;
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Err(_) => break,
-            }
+        self.buffers.stop();
+        if self.done.recv_timeout(limit).is_ok()
+            && let Some(t) = self.thread.take()
+        {
+            let _ = t.join();
         }
-        self.thread.take();
     }
 }
 
@@ -202,10 +181,11 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-/// stderr, one write per line so lines never interleave with the other logs.
-struct LineWriter(std::io::Stderr);
+/// stderr, each batch written under its lock so that lines never
+/// interleave with the other logs (which write whole lines under it too).
+struct LockedStderr(std::io::Stderr);
 
-impl Write for LineWriter {
+impl Write for LockedStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().write_all(buf)?;
         Ok(buf.len())
@@ -222,13 +202,16 @@ mod tests {
     use std::sync::Arc;
     use std::time::SystemTime;
 
-    fn record(n: usize, path: String) -> Record {
+    static NOBODY: std::sync::LazyLock<Principal> =
+        std::sync::LazyLock::new(|| Principal::User("".into()));
+
+    fn record(n: usize, path: &str) -> Record<'_> {
         Record {
             time: SystemTime::now(),
             request_id: None,
-            principal: Some(Principal::User("".into())),
+            principal: Some(&NOBODY),
             client: Some([127, 0, 0, 1].into()),
-            method: axum::http::Method::GET,
+            method: &axum::http::Method::GET,
             path,
             target: Target::None,
             status: 200,
@@ -257,14 +240,15 @@ mod tests {
     async fn a_burst_into_a_slow_sink_loses_no_line() {
         let got = Arc::new(Mutex::new(Vec::new()));
         let metrics = Metrics::new();
-        let (log, guard) = AuditLog::start(Box::new(Slow(got.clone())), 16, &metrics);
+        // Room for a few lines per thread: most requests wait.
+        let (log, guard) = AuditLog::start(Box::new(Slow(got.clone())), 512, &metrics);
         let log = Arc::new(log);
         let tasks: Vec<_> = (0..2000)
             .map(|n| {
                 let log = log.clone();
                 tokio::spawn(async move {
                     let path = format!("/example.com/m/@v/{n}.info");
-                    log.record(record(n, path)).await;
+                    log.record(record(n, &path)).await;
                 })
             })
             .collect();
@@ -286,5 +270,82 @@ mod tests {
         seen.sort_unstable();
         assert_eq!(seen, (0..2000).collect::<Vec<u64>>());
         assert_eq!(log.written(), 2000);
+    }
+
+    /// A sink that keeps what it got, at once.
+    struct Kept(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Kept {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_line_after_a_quiet_spell_wakes_the_writer() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let metrics = Metrics::new();
+        let (log, _guard) = AuditLog::start(Box::new(Kept(got.clone())), 4096, &metrics);
+        for n in 1..=20u64 {
+            // Long enough for the writer to find nothing and park.
+            tokio::time::sleep(std::time::Duration::from_millis(if n % 2 == 0 {
+                10
+            } else {
+                0
+            }))
+            .await;
+            log.record(record(n as usize, "/m/@v/v1.0.0.info")).await;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while log.written() < n {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "line {n} never written"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        assert_eq!(
+            String::from_utf8(got.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .count(),
+            20
+        );
+    }
+
+    #[test]
+    fn lines_of_a_thread_that_ended_are_written() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let metrics = Metrics::new();
+        let (log, guard) = AuditLog::start(Box::new(Kept(got.clone())), 4096, &metrics);
+        let log = Arc::new(log);
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    for n in 0..50 {
+                        rt.block_on(log.record(record(t * 100 + n, "/m/@v/v1.0.0.mod")));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        guard.finish(std::time::Duration::from_secs(30));
+        assert_eq!(log.written(), 200);
+        let text = String::from_utf8(got.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 200);
+        assert!(
+            text.lines()
+                .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+        );
     }
 }

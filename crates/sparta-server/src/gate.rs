@@ -23,9 +23,9 @@ pub(crate) async fn guarded(
     state: &AppState,
     request: Request,
     peer: IpAddr,
+    path: &str,
 ) -> (RouteKind, Response) {
-    let path = request.uri().path().to_owned();
-    if is_exempt(&path) {
+    if is_exempt(path) {
         return crate::http::dispatch(state, request).await;
     }
     let proxy_path = path
@@ -62,10 +62,10 @@ pub(crate) async fn guarded(
         }
     };
     let status = response.status();
-    // Which file, in the cheapest form that names it: the writer thread
-    // unescapes a memory hit's key.
+    // Which file: a memory hit's path is a storage key, read without the
+    // full parse.
     let target = match proxy_path {
-        Some(p) => Target::of(&path, p, tier.as_ref().is_some_and(audit::by_path)),
+        Some(p) => Target::of(p, tier.as_ref().is_some_and(audit::by_path)),
         None => Target::None,
     };
     if decision == "allowed" && !target.is_some() {
@@ -84,10 +84,10 @@ pub(crate) async fn guarded(
     audit
         .record(Record {
             time: SystemTime::now(),
-            request_id,
-            principal: caller.principal,
+            request_id: request_id.as_ref(),
+            principal: caller.principal.as_ref(),
             client: caller.client,
-            method,
+            method: &method,
             path,
             target,
             status: status.as_u16(),

@@ -54,7 +54,10 @@ async fn handle_with_id(state: Arc<AppState>, request: Request, peer: SocketAddr
         dispatch(&state, request).instrument(span.clone()).await
     } else {
         // Boxed: only guarded requests pay for the gate's future.
-        Box::pin(crate::gate::guarded(&state, request, peer.ip()).instrument(span.clone())).await
+        Box::pin(
+            crate::gate::guarded(&state, request, peer.ip(), uri.path()).instrument(span.clone()),
+        )
+        .await
     };
     span.record("http.response.status_code", response.status().as_u16());
     drop(in_flight);

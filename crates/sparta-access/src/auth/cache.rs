@@ -2,10 +2,10 @@
 //! every request pays for its check once.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::Principal;
 
@@ -22,7 +22,7 @@ pub(crate) const CACHE_ENTRIES: usize = 4096;
 pub(crate) struct VerifiedCache {
     /// By the digest's first 8 bytes; the whole digest is compared in
     /// constant time on a hit.
-    entries: HashMap<u64, Verified>,
+    entries: HashMap<u64, Verified, BuildHasherDefault<DigestBits>>,
     /// Bumped (and the entries dropped) whenever a credential file reloads.
     generation: u64,
 }
@@ -42,6 +42,35 @@ pub(crate) enum Lookup {
 /// The cache key of an `Authorization` value.
 pub(crate) fn digest(value: &[u8]) -> [u8; 32] {
     Sha256::digest(value).into()
+}
+
+/// Whether two digests are equal, in time that does not depend on where
+/// they differ.
+pub(crate) fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let word = |d: &[u8; 32], i: usize| {
+        u64::from_le_bytes(d[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+    };
+    (0..4).fold(0, |diff, i| diff | (word(a, i) ^ word(b, i))) == 0
+}
+
+/// The map's hash of a slot: the digest's bits as they are. They are
+/// SHA-256 output, and only credentials that passed are ever inserted,
+/// so nobody can pick keys that collide.
+#[derive(Default)]
+pub(crate) struct DigestBits(u64);
+
+impl Hasher for DigestBits {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 fn slot(digest: &[u8; 32]) -> u64 {
@@ -67,10 +96,11 @@ impl VerifiedCache {
         self.entries.len()
     }
 
-    pub(crate) fn hit(&self, digest: &[u8; 32], now: Instant) -> Option<&Principal> {
+    /// The principal verified for `digest`, and when, while fresh.
+    pub(crate) fn hit(&self, digest: &[u8; 32], now: Instant) -> Option<(&Principal, Instant)> {
         let e = self.entries.get(&slot(digest))?;
         let fresh = now.saturating_duration_since(e.at) < CACHE_TTL;
-        (bool::from(e.digest.ct_eq(digest)) && fresh).then_some(&e.principal)
+        (same_digest(&e.digest, digest) && fresh).then_some((&e.principal, e.at))
     }
 
     /// Remembers a success decided under `generation`; a file reloaded
@@ -116,6 +146,17 @@ mod tests {
             c.insert(k, Principal::User("u".into()), 0, now);
             assert!(c.entries.len() <= CACHE_ENTRIES);
         }
+    }
+
+    #[test]
+    fn digests_compare_whole() {
+        let a = digest(b"x");
+        for i in 0..32 {
+            let mut b = a;
+            b[i] ^= 1;
+            assert!(!same_digest(&a, &b), "byte {i}");
+        }
+        assert!(same_digest(&a, &digest(b"x")));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! size changes (looked at most once every [`CHECK_EVERY`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::AccessError;
@@ -20,7 +21,10 @@ struct Loaded<T> {
 pub(crate) struct Watched<T> {
     path: PathBuf,
     loaded: RwLock<Loaded<T>>,
-    checked: Mutex<Instant>,
+    /// When the metadata was last looked at, in milliseconds since
+    /// `opened`: an atomic, so the common answer (not yet) takes no lock.
+    checked: AtomicU64,
+    opened: Instant,
     parse: fn(&str, &str) -> Result<T, AccessError>,
 }
 
@@ -47,7 +51,8 @@ impl<T> Watched<T> {
                 value: Arc::new(value),
                 stamp: Some(st),
             }),
-            checked: Mutex::new(Instant::now()),
+            checked: AtomicU64::new(0),
+            opened: Instant::now(),
             parse,
         })
     }
@@ -74,12 +79,16 @@ impl<T> Watched<T> {
 
     /// Re-reads the file if it changed; `Ok(true)` when it was reloaded.
     pub(crate) fn refresh(&self, now: Instant) -> Result<bool, AccessError> {
+        let at = now.saturating_duration_since(self.opened).as_millis() as u64;
+        let last = self.checked.load(Ordering::Relaxed);
+        if at < last + CHECK_EVERY.as_millis() as u64
+            // Another thread looks this time.
+            || self
+                .checked
+                .compare_exchange(last, at, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
         {
-            let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-            if now.saturating_duration_since(*checked) < CHECK_EVERY {
-                return Ok(false);
-            }
-            *checked = now;
+            return Ok(false);
         }
         let st = stamp(&self.path)?;
         let old = self.loaded.read().unwrap_or_else(|e| e.into_inner()).stamp;

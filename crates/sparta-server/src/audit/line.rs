@@ -20,7 +20,7 @@ pub struct Entry<'a> {
     pub path: &'a str,
     pub module: Option<&'a str>,
     pub version: Option<&'a str>,
-    pub file: Option<&'a str>,
+    pub file: Option<&'static str>,
     pub status: u16,
     pub bytes: u64,
     /// memory, storage, upstream, or joined (waited on another request's fetch).
@@ -37,15 +37,15 @@ impl Entry<'_> {
         out
     }
 
-    /// Appends the JSON line, newline included, to `out`. The writer thread
-    /// calls it with one buffer and one clock for every line.
+    /// Appends the JSON line, newline included, to `out`: a thread's audit
+    /// buffer, with that thread's clock.
     pub fn write_to(&self, out: &mut String, clock: &mut Clock) {
         out.push_str("{\"time\":\"");
         clock.push(out, self.time, 3);
         out.push('"');
         if let Some(id) = self.request_id {
             out.push_str(",\"request_id\":");
-            push_json_str(out, id);
+            push_plain(out, id);
         }
         if let Some(p) = self.principal {
             let (kind, name) = match p {
@@ -63,18 +63,21 @@ impl Entry<'_> {
             out.push('"');
         }
         out.push_str(",\"method\":");
-        push_json_str(out, self.method);
+        push_plain(out, self.method);
         out.push_str(",\"path\":");
         push_json_str(out, self.path);
         for (key, value) in [
             (",\"module\":", self.module),
             (",\"version\":", self.version),
-            (",\"file\":", self.file),
         ] {
             if let Some(v) = value {
                 out.push_str(key);
                 push_json_str(out, v);
             }
+        }
+        if let Some(f) = self.file {
+            out.push_str(",\"file\":");
+            push_plain(out, f);
         }
         out.push_str(",\"status\":");
         push_u64(out, u64::from(self.status));
@@ -82,12 +85,25 @@ impl Entry<'_> {
         push_u64(out, self.bytes);
         if let Some(t) = self.tier {
             out.push_str(",\"tier\":");
-            push_json_str(out, t);
+            push_plain(out, t);
         }
         out.push_str(",\"decision\":");
-        push_json_str(out, self.decision);
+        push_plain(out, self.decision);
         out.push_str("}\n");
     }
+}
+
+/// A string that needs no escaping, quoted: a request id (checked where it
+/// is made), a method (an HTTP token), or one of our own words.
+fn push_plain(out: &mut String, s: &str) {
+    debug_assert!(
+        s.bytes()
+            .all(|b| b > 0x20 && b != b'"' && b != b'\\' && b < 0x7f),
+        "{s}"
+    );
+    out.push('"');
+    out.push_str(s);
+    out.push('"');
 }
 
 fn push_u64(out: &mut String, n: u64) {

@@ -1,7 +1,7 @@
-//! What a request hands the audit writer: the line's facts, owned and
-//! cheap to make. Turning them into text (unescaping the module path,
-//! JSON, the time) is the writer thread's work, off the request's path.
+//! What a request's audit line says: its facts, borrowed from the request
+//! where they can be, turned into text in the request's thread buffer.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
@@ -14,18 +14,18 @@ use super::line::Entry;
 use crate::reqid::RequestId;
 use sparta_core::civil::Clock;
 
-/// One audited request or refusal, as the writer thread receives it.
+/// One audited request or refusal.
 #[derive(Debug)]
-pub struct Record {
+pub struct Record<'a> {
     pub time: SystemTime,
-    pub request_id: Option<RequestId>,
+    pub request_id: Option<&'a RequestId>,
     /// Absent when authentication is off or failed.
-    pub principal: Option<Principal>,
+    pub principal: Option<&'a Principal>,
     pub client: Option<IpAddr>,
-    pub method: Method,
+    pub method: &'a Method,
     /// The request's path as it came.
-    pub path: String,
-    pub target: Target,
+    pub path: &'a str,
+    pub target: Target<'a>,
     pub status: u16,
     pub bytes: u64,
     /// memory, storage, upstream, or joined (waited on another request's fetch).
@@ -36,33 +36,30 @@ pub struct Record {
 
 /// The module file a record is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub enum Target<'a> {
     /// Not a module file (a refusal of some other path).
     None,
-    /// Parsed on the request's path already.
-    Parsed {
-        module: String,
-        version: String,
+    File {
+        /// Borrowed from the request's path when there is nothing to unescape.
+        module: Cow<'a, str>,
+        version: Cow<'a, str>,
         file: &'static str,
     },
-    /// `path[start..]` is the storage key the memory cache answered under
-    /// ([`super::Tier::MemoryByPath`]): the writer takes module and version
-    /// from it ([`memory_target`]).
-    ByPath { start: usize },
 }
 
-impl Target {
-    /// The target of the proxy path `proxy_path` (a suffix of the request's
-    /// path) for a request served by the memory cache under that very path
-    /// when `by_path`; `None` when it names no module file.
-    pub fn of(path: &str, proxy_path: &str, by_path: bool) -> Target {
-        if by_path && names_file(proxy_path) {
-            return Target::ByPath {
-                start: path.len() - proxy_path.len(),
-            };
-        }
-        match file_target(proxy_path) {
-            Some((module, version, file)) => Target::Parsed {
+impl<'a> Target<'a> {
+    /// The target of the proxy path `proxy_path`; `by_path` when the memory
+    /// cache answered under that very path ([`super::Tier::MemoryByPath`]),
+    /// which makes it a storage key and spares the full parse. `None` when
+    /// it names no module file.
+    pub fn of(proxy_path: &'a str, by_path: bool) -> Target<'a> {
+        let found = if by_path {
+            memory_target(proxy_path)
+        } else {
+            file_target(proxy_path).map(|(m, v, f)| (Cow::Owned(m), Cow::Owned(v), f))
+        };
+        match found {
+            Some((module, version, file)) => Target::File {
                 module,
                 version,
                 file,
@@ -77,40 +74,24 @@ impl Target {
     }
 }
 
-/// Whether a storage key's last part is an `.info`, `.mod` or `.zip` file:
-/// what [`memory_target`] accepts, decided without unescaping.
-fn names_file(path: &str) -> bool {
-    path.split_once("/@v/")
-        .and_then(|(_, file)| file.rsplit_once('.'))
-        .is_some_and(|(_, ext)| matches!(ext, "info" | "mod" | "zip"))
-}
-
-impl Record {
+impl Record<'_> {
     /// Appends the record's JSON line to `out`.
     pub fn write_to(&self, out: &mut String, clock: &mut Clock) {
-        let owned;
         let (module, version, file) = match &self.target {
             Target::None => (None, None, None),
-            Target::Parsed {
+            Target::File {
                 module,
                 version,
                 file,
-            } => (Some(module.as_str()), Some(version.as_str()), Some(*file)),
-            Target::ByPath { start } => {
-                owned = self.path.get(*start..).and_then(memory_target);
-                match &owned {
-                    Some((m, v, f)) => (Some(m.as_str()), Some(v.as_str()), Some(*f)),
-                    None => (None, None, None),
-                }
-            }
+            } => (Some(module.as_ref()), Some(version.as_ref()), Some(*file)),
         };
         Entry {
             time: self.time,
-            request_id: self.request_id.as_ref().map(RequestId::as_str),
-            principal: self.principal.as_ref(),
+            request_id: self.request_id.map(RequestId::as_str),
+            principal: self.principal,
             client: self.client,
             method: self.method.as_str(),
-            path: &self.path,
+            path: self.path,
             module,
             version,
             file,
@@ -140,12 +121,16 @@ pub fn file_target(path: &str) -> Option<(String, String, &'static str)> {
 /// then the storage key of a version file, its canonical escaped path
 /// (never `%`, never under `_sparta/`), put there after a request for it
 /// was parsed. Anything else takes the full parse.
-fn memory_target(path: &str) -> Option<(String, String, &'static str)> {
+fn memory_target(path: &str) -> Option<(Cow<'_, str>, Cow<'_, str>, &'static str)> {
+    let parsed = |path| file_target(path).map(|(m, v, f)| (Cow::Owned(m), Cow::Owned(v), f));
     if path.contains('%') || path.starts_with("_sparta/") {
-        return file_target(path);
+        return parsed(path);
     }
     let fast = (|| {
-        let (module, file) = path.split_once("/@v/")?;
+        // Found from the end: a version and its extension are short.
+        let at = path.bytes().rposition(|b| b == b'@')?;
+        let module = path.get(..at.checked_sub(1)?)?;
+        let file = path.get(at - 1..)?.strip_prefix("/@v/")?;
         let (version, ext) = file.rsplit_once('.')?;
         let kind = match ext {
             "info" => "info",
@@ -153,15 +138,41 @@ fn memory_target(path: &str) -> Option<(String, String, &'static str)> {
             "zip" => "zip",
             _ => return None,
         };
-        Some((unescape(module).ok()?, unescape(version).ok()?, kind))
+        Some((unescaped(module, true)?, unescaped(version, false)?, kind))
     })();
-    debug_assert_eq!(fast, file_target(path), "{path}");
-    fast.or_else(|| file_target(path))
+    debug_assert_eq!(fast, parsed(path), "{path}");
+    fast.or_else(|| parsed(path))
+}
+
+/// Module and version text of a storage key, borrowed when there is
+/// nothing to unescape. A module path never holds `@`: one that does is
+/// left to the full parse, so the last `/@v/` found here is the only one.
+fn unescaped(s: &str, module: bool) -> Option<Cow<'_, str>> {
+    let mut bang = false;
+    for b in s.bytes() {
+        match b {
+            b'!' => bang = true,
+            b'@' if module => return None,
+            b'A'..=b'Z' | 0x80.. => return None,
+            _ => {}
+        }
+    }
+    if bang {
+        unescape(s).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(s))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn owned(
+        t: Option<(Cow<'_, str>, Cow<'_, str>, &'static str)>,
+    ) -> Option<(String, String, &'static str)> {
+        t.map(|(m, v, f)| (m.into_owned(), v.into_owned(), f))
+    }
 
     #[test]
     fn the_memory_shortcut_agrees_with_the_parse() {
@@ -170,61 +181,77 @@ mod tests {
             "github.com/!azure/!s!d!k/v2/@v/v2.1.0-!r!c.1.mod",
             "example.com/m/@v/v1.0.0+incompatible.zip",
             "gopkg.in/yaml.v3/@v/v3.0.1.info",
+            "example.com/m/@v/v1.0.0-0.20240101000000-abcdefabcdef.zip",
         ] {
-            assert!(names_file(path), "{path}");
             let parsed = file_target(path);
             assert!(parsed.is_some(), "{path}");
-            assert_eq!(memory_target(path), parsed, "{path}");
+            assert_eq!(owned(memory_target(path)), parsed, "{path}");
         }
         assert_eq!(
-            memory_target("github.com/!azure/x/@v/v1.0.0.info"),
+            owned(memory_target("github.com/!azure/x/@v/v1.0.0.info")),
             Some(("github.com/Azure/x".into(), "v1.0.0".into(), "info"))
         );
         // What no storage key looks like falls back to the parse.
-        for path in ["x/@v/v1.0.0.info%20", "_sparta/query/x/@v/master.info"] {
-            assert_eq!(memory_target(path), file_target(path), "{path}");
+        for path in [
+            "x/@v/v1.0.0.info%20",
+            "_sparta/query/x/@v/master.info",
+            "a@b/@v/v1.0.0.info",
+            "a/@v/b/@v/v1.0.0.info",
+            "@v/v1.0.0.info",
+            "a/@v/v1.0.0.txt",
+            "a/@v/V1.0.0.info",
+        ] {
+            assert_eq!(owned(memory_target(path)), file_target(path), "{path}");
         }
         for bad in ["A", "!", "a!", "!1", "é"] {
             assert!(unescape(bad).is_err(), "{bad}");
         }
         // Lists and latest answers are served by path too, and name no file.
         for path in ["example.com/m/@v/list", "example.com/m/@latest"] {
-            assert!(!names_file(path), "{path}");
-            assert_eq!(Target::of(&format!("/{path}"), path, true), Target::None);
+            assert_eq!(memory_target(path), None, "{path}");
+            assert_eq!(Target::of(path, true), Target::None);
         }
     }
 
     #[test]
     fn a_record_by_path_writes_what_the_parse_would() {
-        let path = "/p/github.com/!azure/x/@v/v1.0.0.info".to_owned();
-        let proxy = &path["/p/".len()..];
-        let by_path = Target::of(&path, proxy, true);
-        assert!(matches!(by_path, Target::ByPath { .. }));
-        let parsed = Target::of(&path, proxy, false);
-        assert!(matches!(parsed, Target::Parsed { .. }));
-        let line = |target: Target| {
-            let r = Record {
-                time: SystemTime::UNIX_EPOCH,
-                request_id: RequestId::parse("abc"),
-                principal: Some(Principal::User("u".into())),
-                client: None,
-                method: Method::GET,
-                path: path.clone(),
-                target,
-                status: 200,
-                bytes: 3,
-                tier: Some("memory"),
-                decision: "allowed",
+        let id = RequestId::parse("abc");
+        let user = Principal::User("u".into());
+        for (path, module) in [
+            (
+                "/p/github.com/!azure/x/@v/v1.0.0.info",
+                "github.com/Azure/x",
+            ),
+            ("/p/example.com/x/@v/v1.0.0.mod", "example.com/x"),
+        ] {
+            let proxy = &path["/p/".len()..];
+            let by_path = Target::of(proxy, true);
+            let parsed = Target::of(proxy, false);
+            assert_eq!(by_path, parsed);
+            let line = |target: Target| {
+                let r = Record {
+                    time: SystemTime::UNIX_EPOCH,
+                    request_id: id.as_ref(),
+                    principal: Some(&user),
+                    client: None,
+                    method: &Method::GET,
+                    path,
+                    target,
+                    status: 200,
+                    bytes: 3,
+                    tier: Some("memory"),
+                    decision: "allowed",
+                };
+                let mut out = String::new();
+                r.write_to(&mut out, &mut Clock::default());
+                out
             };
-            let mut out = String::new();
-            r.write_to(&mut out, &mut Clock::default());
-            out
-        };
-        let a = line(by_path);
-        assert_eq!(a, line(parsed));
-        let v: serde_json::Value = serde_json::from_str(&a).unwrap();
-        assert_eq!(v["module"], "github.com/Azure/x");
-        assert_eq!(v["request_id"], "abc");
-        assert_eq!(v["principal"], "user:u");
+            let a = line(by_path);
+            assert_eq!(a, line(parsed));
+            let v: serde_json::Value = serde_json::from_str(&a).unwrap();
+            assert_eq!(v["module"], module);
+            assert_eq!(v["request_id"], "abc");
+            assert_eq!(v["principal"], "user:u");
+        }
     }
 }
