@@ -222,12 +222,12 @@ mod tests {
     }
     use std::sync::Mutex;
 
-    /// A sink that is slow and keeps what it got.
-    struct Slow(Arc<Mutex<Vec<u8>>>);
+    /// A sink that keeps what it got, after `delay` per write.
+    struct Kept(Arc<Mutex<Vec<u8>>>, std::time::Duration);
 
-    impl Write for Slow {
+    impl Write for Kept {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            std::thread::sleep(std::time::Duration::from_micros(200));
+            std::thread::sleep(self.1);
             self.0.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())
         }
@@ -236,12 +236,24 @@ mod tests {
         }
     }
 
+    /// A log over a [`Kept`] sink, with what it got.
+    fn started(
+        delay: std::time::Duration,
+        capacity: usize,
+    ) -> (Arc<Mutex<Vec<u8>>>, AuditLog, AuditGuard) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (log, guard) = AuditLog::start(
+            Box::new(Kept(got.clone(), delay)),
+            capacity,
+            &Metrics::new(),
+        );
+        (got, log, guard)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_burst_into_a_slow_sink_loses_no_line() {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let metrics = Metrics::new();
         // Room for a few lines per thread: most requests wait.
-        let (log, guard) = AuditLog::start(Box::new(Slow(got.clone())), 512, &metrics);
+        let (got, log, guard) = started(std::time::Duration::from_micros(200), 512);
         let log = Arc::new(log);
         let tasks: Vec<_> = (0..2000)
             .map(|n| {
@@ -272,24 +284,9 @@ mod tests {
         assert_eq!(log.written(), 2000);
     }
 
-    /// A sink that keeps what it got, at once.
-    struct Kept(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Kept {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_line_after_a_quiet_spell_wakes_the_writer() {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let metrics = Metrics::new();
-        let (log, _guard) = AuditLog::start(Box::new(Kept(got.clone())), 4096, &metrics);
+        let (got, log, _guard) = started(std::time::Duration::ZERO, 4096);
         for n in 1..=20u64 {
             // Long enough for the writer to find nothing and park.
             tokio::time::sleep(std::time::Duration::from_millis(if n % 2 == 0 {
@@ -319,9 +316,7 @@ mod tests {
 
     #[test]
     fn lines_of_a_thread_that_ended_are_written() {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let metrics = Metrics::new();
-        let (log, guard) = AuditLog::start(Box::new(Kept(got.clone())), 4096, &metrics);
+        let (got, log, guard) = started(std::time::Duration::ZERO, 4096);
         let log = Arc::new(log);
         let threads: Vec<_> = (0..4)
             .map(|t| {
