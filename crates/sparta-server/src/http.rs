@@ -310,7 +310,7 @@ fn small(file: Arc<CachedFile>, headers: &HeaderMap) -> Response {
     let mut response = Response::new(Body::from(file.body.clone()));
     // Copied into a map with room for the request id added on the way out:
     // a clone has none, and growing it costs a reallocation per request.
-    let mut headers = HeaderMap::with_capacity(file.headers.len() + 2);
+    let mut headers = HeaderMap::with_capacity(file.headers.len() + 1);
     headers.extend(file.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     *response.headers_mut() = headers;
     response

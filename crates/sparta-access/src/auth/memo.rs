@@ -68,7 +68,7 @@ pub(crate) fn keep(owner: (u64, u64), digest: [u8; 32], principal: &Principal, a
         if let Some(i) = m
             .entries
             .iter()
-            .position(|e| e.owner == owner && e.digest == digest)
+            .position(|e| e.owner == owner && same_digest(&e.digest, &digest))
         {
             m.entries[i] = entry;
         } else if m.entries.len() < ENTRIES {

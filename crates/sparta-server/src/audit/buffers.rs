@@ -41,9 +41,10 @@ thread_local! {
     static MINE: RefCell<Vec<(u64, Weak<Buffers>, Slot)>> = const { RefCell::new(Vec::new()) };
 }
 
-fn lock(slot: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
-    // A panic while writing a line leaves only text behind: go on.
-    slot.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while writing a line leaves only text (or a registered slot)
+    // behind: go on.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Buffers {
@@ -72,10 +73,7 @@ impl Buffers {
             }
             mine.retain(|(_, log, _)| log.strong_count() > 0);
             let s = Slot::default();
-            self.slots
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(s.clone());
+            lock(&self.slots).push(s.clone());
             mine.push((self.id, Arc::downgrade(self), s.clone()));
             s
         })
@@ -136,7 +134,7 @@ impl Buffers {
     /// buffer emptied (its text swapped with `spare`).
     pub(super) fn take_each(&self, spare: &mut String, mut write: impl FnMut(&[u8], u64)) {
         let slots: Vec<Slot> = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slots = lock(&self.slots);
             let all = slots.clone();
             // A slot held only here and by `all` belongs to a thread that
             // ended: forgotten once written.
@@ -168,7 +166,7 @@ impl Buffers {
     pub(super) fn idle(&self) {
         self.idle.store(true, Ordering::SeqCst);
         let waiting = {
-            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let slots = lock(&self.slots);
             slots.iter().any(|s| lock(s).lines > 0)
         };
         if !waiting && !self.stopping() {

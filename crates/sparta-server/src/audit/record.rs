@@ -56,7 +56,7 @@ impl<'a> Target<'a> {
         let found = if by_path {
             memory_target(proxy_path)
         } else {
-            file_target(proxy_path).map(|(m, v, f)| (Cow::Owned(m), Cow::Owned(v), f))
+            parsed_target(proxy_path)
         };
         match found {
             Some((module, version, file)) => Target::File {
@@ -121,10 +121,9 @@ pub fn file_target(path: &str) -> Option<(String, String, &'static str)> {
 /// then the storage key of a version file, its canonical escaped path
 /// (never `%`, never under `_sparta/`), put there after a request for it
 /// was parsed. Anything else takes the full parse.
-fn memory_target(path: &str) -> Option<(Cow<'_, str>, Cow<'_, str>, &'static str)> {
-    let parsed = |path| file_target(path).map(|(m, v, f)| (Cow::Owned(m), Cow::Owned(v), f));
+fn memory_target(path: &str) -> Option<Found<'_>> {
     if path.contains('%') || path.starts_with("_sparta/") {
-        return parsed(path);
+        return parsed_target(path);
     }
     let fast = (|| {
         // Found from the end: a version and its extension are short.
@@ -140,8 +139,16 @@ fn memory_target(path: &str) -> Option<(Cow<'_, str>, Cow<'_, str>, &'static str
         };
         Some((unescaped(module, true)?, unescaped(version, false)?, kind))
     })();
-    debug_assert_eq!(fast, parsed(path), "{path}");
-    fast.or_else(|| parsed(path))
+    debug_assert_eq!(fast, parsed_target(path), "{path}");
+    fast.or_else(|| parsed_target(path))
+}
+
+/// Module, version and file kind of a request, text borrowed where it can be.
+type Found<'a> = (Cow<'a, str>, Cow<'a, str>, &'static str);
+
+/// [`file_target`], in the form [`memory_target`] answers.
+fn parsed_target(path: &str) -> Option<Found<'_>> {
+    file_target(path).map(|(m, v, f)| (Cow::Owned(m), Cow::Owned(v), f))
 }
 
 /// Module and version text of a storage key, borrowed when there is
@@ -168,9 +175,7 @@ fn unescaped(s: &str, module: bool) -> Option<Cow<'_, str>> {
 mod tests {
     use super::*;
 
-    fn owned(
-        t: Option<(Cow<'_, str>, Cow<'_, str>, &'static str)>,
-    ) -> Option<(String, String, &'static str)> {
+    fn owned(t: Option<Found<'_>>) -> Option<(String, String, &'static str)> {
         t.map(|(m, v, f)| (m.into_owned(), v.into_owned(), f))
     }
 
