@@ -10,6 +10,7 @@ use sparta_e2e::{fixture, http_client, scratch_module, sha256_hex, version_path}
 
 use crate::support::{
     Replica, ReplicaSpec, S3Env, fixture_count, fixture_truth, get, get_sha, serial, unique_prefix,
+    within,
 };
 
 /// The sum of every series of `name` whose labels contain each of `labels`.
@@ -96,10 +97,14 @@ async fn zips_from_the_disk_tier_cost_no_s3_get() {
     let before = fixture_count(&zip).await;
     fetch_ok(&a, &zip, &truth_sha, truth.len()).await;
     assert_eq!(fixture_count(&zip).await - before, 1, "one upstream fetch");
-    assert_eq!(
-        tier_files(tier_a.path()).len(),
-        1,
-        "the fetch fills the tier"
+    let filled = within(Duration::from_secs(10), || async {
+        tier_files(tier_a.path()).len() == 1
+    })
+    .await;
+    assert!(
+        filled,
+        "the fetch fills the tier: {:?}",
+        tier_files(tier_a.path())
     );
 
     // Warm: from the tier, not one S3 GET.

@@ -3,6 +3,7 @@
 //! binary (`cargo build -p sparta`). They run one at a time: one of them
 //! stops the shared S3 server.
 
+mod answer_first;
 mod disk_tier;
 mod faults;
 mod freshness;

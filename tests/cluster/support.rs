@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub use sparta_e2e::within;
 use sparta_e2e::{http_client, sparta_bin, workspace_root};
 
 /// Cluster tests share one S3 server, and one of them stops it: they run

@@ -7,9 +7,10 @@
 //! (tests/support/git.rs explains how both clients reach it).
 
 use std::path::Path;
+use std::time::Duration;
 
 use sparta_e2e::git::{GitServer, HOST, Repo};
-use sparta_e2e::{GoEnv, Sparta, SpartaOptions, fixture};
+use sparta_e2e::{GoEnv, Sparta, SpartaOptions, fixture, within};
 
 /// Options with the VCS mirrors in the instance's own temporary directory.
 pub fn with_vcs_dir(opts: SpartaOptions) -> SpartaOptions {
@@ -270,6 +271,12 @@ async fn direct_retagged_version_keeps_the_stored_one() {
     let sparta = sparta_for(&git, &[]).await;
     let target = format!("{m}@v1.0.0");
     let first = same_as_direct(&git, &sparta, &target).await;
+    // Stored a moment after the answers.
+    let zip_and_mod = |k: &String| k.ends_with(".zip") || k.ends_with(".mod");
+    within(Duration::from_secs(10), || async {
+        sparta.stored().keys().filter(|k| zip_and_mod(k)).count() >= 2
+    })
+    .await;
     let stored_before: Vec<(String, Vec<u8>)> = sparta
         .stored()
         .into_iter()

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use sparta_e2e::{Fixture, GoEnv, Sparta, SpartaOptions, version_path};
+use sparta_e2e::{Fixture, GoEnv, Sparta, SpartaOptions, version_path, within};
 
 fn client() -> reqwest::Client {
     sparta_e2e::no_redirect_client()
@@ -109,5 +109,10 @@ async fn each_download_mode_with_the_go_command() {
     // sync (no rule): fetched while the client waits.
     only_sparta.download(&[&format!("{}@v1.0.0", m(5))]).await;
     assert_eq!(fx.count(&zip(5)).await, 1);
-    assert!(sparta.stored().contains_key(&zip(5)[1..]));
+    // Stored a moment after the answer.
+    let stored = within(Duration::from_secs(10), || async {
+        sparta.stored().contains_key(&zip(5)[1..])
+    })
+    .await;
+    assert!(stored, "{} not stored", zip(5));
 }

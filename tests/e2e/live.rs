@@ -3,8 +3,9 @@
 //! Needs the network; kept to a few small modules.
 
 use std::process::Command;
+use std::time::Duration;
 
-use sparta_e2e::{GoEnv, Sparta, SpartaOptions, go_exe};
+use sparta_e2e::{GoEnv, Sparta, SpartaOptions, go_exe, within};
 
 const MODULES: [&str; 2] = ["github.com/google/uuid@v1.6.0", "golang.org/x/sync@v0.6.0"];
 
@@ -71,6 +72,15 @@ async fn real_modules_through_the_machines_proxy() {
     for (a, g) in again.iter().zip(&got) {
         assert_eq!(a["Sum"], g["Sum"]);
     }
+    // Stored a moment after the answers.
+    within(Duration::from_secs(30), || async {
+        let stored = sparta.stored();
+        MODULES.iter().all(|m| {
+            let (path, version) = m.split_once('@').expect("module@version");
+            stored.contains_key(&format!("{path}/@v/{version}.zip"))
+        })
+    })
+    .await;
     let stored = sparta.stored();
     for m in MODULES {
         let (path, version) = m.split_once('@').expect("module@version");

@@ -318,6 +318,26 @@ impl Sums {
     }
 }
 
+/// Whether `done` holds within `limit`, asked every 20 ms: a fetched file
+/// is answered before it is stored, so what its store leaves (the object,
+/// the disk tier's copy) appears a moment after the answer.
+pub async fn within<F, Fut>(limit: std::time::Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if done().await {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Hands out a distinct `fixture.test/scratch/sNN` module to each caller, so
 /// tests that count requests or inject faults never share paths.
 pub fn scratch_module() -> String {

@@ -132,6 +132,19 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
         table.ended.get(key).is_some_and(|&at| at >= since)
     }
 
+    /// Waits until no work for `key` is under way, its rest included.
+    pub async fn idle(&self, key: &str) {
+        while self
+            .table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .running
+            .contains_key(key)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Number of keys with work under way.
     pub fn len(&self) -> usize {
         self.table

@@ -10,7 +10,8 @@
 //! Every module's files come from the [`crate::source::Source`] its route picks; the
 //! layers here are the same for every source. By responsibility:
 //! `immutable` (versions' `.info`, `.mod`, `.zip`), `mutable` (list, latest,
-//! queries), `coordination` (leases across replicas), `checks` (what a
+//! queries), `coordination` (leases across replicas), `in_storage` (a file made sure
+//! of in storage, not only answered), `checks` (what a
 //! source's answer must look like, checksum verification), `metered` (timed,
 //! counted storage calls) and `range` (byte ranges of zips).
 
@@ -20,6 +21,7 @@ mod coordination;
 pub mod disk_tier;
 mod freshness;
 mod immutable;
+mod in_storage;
 mod metered;
 mod mutable;
 mod pread;
@@ -131,6 +133,9 @@ struct Inner {
     sumdb: Sumdb,
     cache: MemoryCache,
     negative: Cache<String, ProxyError>,
+    /// Files likely missing from storage (a sibling missed here lately); see
+    /// [`Proxy::look_with_lease`].
+    missing: moka::sync::Cache<String, ()>,
     small_flights: Arc<Flights<Arc<CachedFile>>>,
     zip_flights: Arc<Flights<Option<Arc<immutable::FetchedZip>>>>,
     metrics: Metrics,
@@ -177,6 +182,7 @@ impl Proxy {
                 sources,
                 sumdb,
                 negative,
+                missing: coordination::missing_memo(),
                 small_flights: Arc::default(),
                 zip_flights: Arc::default(),
                 memory_hits: Kind::ALL.map(|kind| {
@@ -189,6 +195,22 @@ impl Proxy {
                 background: background::permits(),
                 config,
             }),
+        }
+    }
+
+    /// Waits, at most `limit`, until no fetch is under way here, stores
+    /// included (a fetched file is answered before it is stored); false if
+    /// some still were. For shutdown, after the last request.
+    pub async fn settle(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.inner.small_flights.is_empty() && self.inner.zip_flights.is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -77,13 +77,15 @@ impl Proxy {
         version: &Version,
         zip: bool,
     ) -> Result<u64, ProxyError> {
-        let gomod = self.small_file(module, version, FileKind::Mod).await?;
-        let mut bytes = gomod.body.len() as u64;
+        // In storage, not only fetched: a warm is for the stored copy.
+        let mut bytes = self
+            .small_file_in_storage(module, version, FileKind::Mod)
+            .await?;
         if zip {
-            let info = self.small_file(module, version, FileKind::Info).await?;
-            // Opened only to know it is stored; the bytes are not read.
-            let stream = self.zip(module, version, None).await?;
-            bytes += info.body.len() as u64 + stream.info.size;
+            bytes += self
+                .small_file_in_storage(module, version, FileKind::Info)
+                .await?;
+            bytes += self.zip_in_storage(module, version).await?;
         }
         Ok(bytes)
     }

@@ -2,7 +2,7 @@
 //! listeners, and the shutdown. `build_service` is shared with `warm`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use sparta_server::{AppState, Coordination, Metrics, Proxy, ServiceConfig};
@@ -165,6 +165,16 @@ pub(crate) async fn serve(settings: Settings, started: Instant) -> Result<()> {
         None => (None, None),
     };
     let catalog = state.proxy.catalog().clone();
+    let proxy = state.proxy.clone();
+    // When shutdown was asked for: the grace period counts from then.
+    let signalled = Arc::new(std::sync::OnceLock::new());
+    let shutdown = {
+        let signalled = signalled.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = signalled.set(Instant::now());
+        }
+    };
     metrics.ready.set(1);
     if let Some(path) = &settings.ready_file {
         let tmp = path.with_extension("tmp");
@@ -197,7 +207,7 @@ pub(crate) async fn serve(settings: Settings, started: Instant) -> Result<()> {
                 cert,
                 state,
                 settings.serve_limits(),
-                shutdown_signal(),
+                shutdown,
                 settings.shutdown_grace,
             )
             .await?
@@ -208,11 +218,21 @@ pub(crate) async fn serve(settings: Settings, started: Instant) -> Result<()> {
                 workers.clone(),
                 state,
                 settings.serve_limits(),
-                shutdown_signal(),
+                shutdown,
                 settings.shutdown_grace,
             )
             .await?
         }
+    }
+    // Files answered before they were stored: their stores end first.
+    let spent = signalled.get().map_or(Duration::ZERO, Instant::elapsed);
+    if !proxy
+        .settle(settings.shutdown_grace.saturating_sub(spent))
+        .await
+    {
+        warn!(
+            "fetched files still being stored when the grace period ended: fetched again when next asked"
+        );
     }
     if let (Some(stop), Some(task)) = (admin_stop, admin_task) {
         let _ = stop.send(());

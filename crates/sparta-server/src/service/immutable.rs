@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use sparta_core::zipcheck::MAX_ZIP_SIZE;
+use sparta_core::zipcheck::{MAX_ZIP_SIZE, ZipSummary};
 use sparta_core::{CoreError, FileKind, ModulePath, Version, key};
 use sparta_storage::{ObjectInfo, ObjectStream, PutOutcome};
 use tracing::{info, warn};
@@ -62,46 +62,80 @@ impl Proxy {
         content_type: &'static str,
     ) -> (Result<Arc<CachedFile>, ProxyError>, Option<Rest>) {
         let head = async {
+            if self.look_with_lease(kind, &storage_key).await {
+                return Ok(None);
+            }
             if let Some(body) = self.stored(kind, &storage_key).await? {
                 return Ok(Some(body));
             }
+            self.note_missing(module, version, file);
             self.before_source(kind, module, version, file, &storage_key)
                 .await?;
             Ok(None)
         };
-        let fetched = match head.await {
-            Ok(Some(body)) => Ok(body),
-            Ok(None) if !self.leases_on() => {
-                // Without leases what the source sent is served before it
-                // is stored (the flight stays under way until then, so
-                // nobody fetches it twice here); another replica's racing
-                // store is absorbed by the write-once put.
+        match head.await {
+            Ok(Some(body)) => (
+                Ok(self.cache_immutable(storage_key, body, content_type).await),
+                None,
+            ),
+            Ok(None) => {
+                self.fetch_small_file_from_source(
+                    kind,
+                    module,
+                    version,
+                    file,
+                    storage_key,
+                    content_type,
+                )
+                .await
+            }
+            Err(e) => (Err(e), None),
+        }
+    }
+
+    /// A missing `.info` or `.mod` fetched (by this replica, or by another
+    /// holding the lease) and served before it is stored: the flight stays
+    /// under way until the store ends, so nobody here fetches it twice, and
+    /// another replica's racing store is absorbed by the write-once put.
+    async fn fetch_small_file_from_source(
+        &self,
+        kind: Kind,
+        module: &ModulePath,
+        version: &Version,
+        file: FileKind,
+        storage_key: String,
+        content_type: &'static str,
+    ) -> (Result<Arc<CachedFile>, ProxyError>, Option<Rest>) {
+        let (fetched, rest) = self
+            .coordinated(module, version, file, &storage_key, || async {
                 let body = self
                     .small_file_from_source(kind, module, version, file, &storage_key)
-                    .await;
-                return match body {
-                    Ok(body) => {
-                        let entry = self
-                            .cache_immutable(storage_key.clone(), body.clone(), content_type)
-                            .await;
-                        let rest =
-                            self.store_after_answer(module, version, file, storage_key, body);
-                        (Ok(entry), Some(rest))
-                    }
-                    Err(e) => (Err(e), None),
-                };
-            }
-            Ok(None) => {
-                self.fetch_small_file_leased(kind, module, version, file, &storage_key)
-                    .await
-            }
-            Err(e) => Err(e),
+                    .await?;
+                let rest = self.store_after_answer(
+                    module,
+                    version,
+                    file,
+                    storage_key.clone(),
+                    body.clone(),
+                );
+                Ok((body, Some(rest)))
+            })
+            .await;
+        let body = match fetched {
+            Ok(Some(body)) => body,
+            // Another replica stored it: serve what the store holds.
+            Ok(None) => match self.stored(kind, &storage_key).await {
+                Ok(Some(body)) => body,
+                Ok(None) => {
+                    let e = format!("{storage_key} vanished right after it was stored");
+                    return (Err(ProxyError::Storage(e)), rest);
+                }
+                Err(e) => return (Err(e), rest),
+            },
+            Err(e) => return (Err(e), rest),
         };
-        let cached = match fetched {
-            Ok(body) => Ok(self.cache_immutable(storage_key, body, content_type).await),
-            Err(e) => Err(e),
-        };
-        (cached, None)
+        let entry = self.cache_immutable(storage_key, body, content_type).await;
+        (Ok(entry), rest)
     }
 
     /// The store of a file already answered.
@@ -127,36 +161,6 @@ impl Proxy {
                 }
             }
         })
-    }
-
-    /// With leases: one replica fetches and stores, the others wait for
-    /// the stored file.
-    async fn fetch_small_file_leased(
-        &self,
-        kind: Kind,
-        module: &ModulePath,
-        version: &Version,
-        file: FileKind,
-        storage_key: &str,
-    ) -> Result<Bytes, ProxyError> {
-        let fetched = self
-            .coordinated(module, version, file, storage_key, move || async move {
-                let body = self
-                    .small_file_from_source(kind, module, version, file, storage_key)
-                    .await?;
-                let created = self
-                    .store_small_file(module, version, file, storage_key, body.clone())
-                    .await?;
-                Ok(created.then_some(body))
-            })
-            .await?;
-        match fetched.flatten() {
-            Some(body) => Ok(body),
-            // Whoever stored it first wins: serve what the store holds.
-            None => self.stored(kind, storage_key).await?.ok_or_else(|| {
-                ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
-            }),
-        }
     }
 
     /// Refuses a fetch offline, or while a recent miss is remembered.
@@ -242,11 +246,14 @@ impl Proxy {
             return Ok(body);
         }
         let looked = Instant::now();
-        if let Some(body) = self.open_zip(&storage_key, range).await? {
-            self.count_storage_zip(true);
-            return Ok(body);
+        if !self.look_with_lease(Kind::Zip, &storage_key).await {
+            if let Some(body) = self.open_zip(&storage_key, range).await? {
+                self.count_storage_zip(true);
+                return Ok(body);
+            }
+            self.count_storage_zip(false);
+            self.note_missing(module, version, FileKind::Zip);
         }
-        self.count_storage_zip(false);
         if let Some(fetched) = self
             .fetch_zip_shared(module, version, &storage_key, looked)
             .await?
@@ -262,7 +269,7 @@ impl Proxy {
     }
 
     /// Counts a zip looked up in storage; a hit is also the audit line's tier.
-    fn count_storage_zip(&self, hit: bool) {
+    pub(super) fn count_storage_zip(&self, hit: bool) {
         if hit {
             crate::audit::note_tier(crate::audit::Tier::Storage);
         }
@@ -282,11 +289,14 @@ impl Proxy {
     ) -> Result<ObjectInfo, ProxyError> {
         let storage_key = key::version_file(module, version, FileKind::Zip);
         let looked = Instant::now();
-        if let Some(info) = self.timed_head(&storage_key).await? {
-            self.count_storage_zip(true);
-            return Ok(info);
+        if !self.look_with_lease(Kind::Zip, &storage_key).await {
+            if let Some(info) = self.timed_head(&storage_key).await? {
+                self.count_storage_zip(true);
+                return Ok(info);
+            }
+            self.count_storage_zip(false);
+            self.note_missing(module, version, FileKind::Zip);
         }
-        self.count_storage_zip(false);
         if let Some(fetched) = self
             .fetch_zip_shared(module, version, &storage_key, looked)
             .await?
@@ -302,7 +312,7 @@ impl Proxy {
     /// its spool file when this fetch stored it, `None` when it was stored
     /// already (by an earlier fetch or another replica). `looked`: when
     /// the storage lookup that missed began.
-    async fn fetch_zip_shared(
+    pub(super) async fn fetch_zip_shared(
         &self,
         module: &ModulePath,
         version: &Version,
@@ -313,7 +323,7 @@ impl Proxy {
         let this = self.clone();
         let (m, v) = (module.clone(), version.clone());
         let k = storage_key.to_owned();
-        self.shared(
+        self.shared_then(
             &self.inner.zip_flights,
             Kind::Zip,
             storage_key,
@@ -322,22 +332,53 @@ impl Proxy {
         .await
     }
 
+    /// Fetches, checks and verifies a missing zip into a spool file, which
+    /// answers at once; it is stored in the rest (with leases, under the
+    /// lease), and the spool file stays until both are done.
     async fn fetch_zip(
         &self,
         module: &ModulePath,
         version: &Version,
         storage_key: &str,
         looked: Instant,
-    ) -> Result<Option<Arc<FetchedZip>>, ProxyError> {
-        // Stored since the miss that got us here? Only a fetch here that
-        // ended after the lookup began can have stored it unseen (another
-        // replica's racing store is absorbed by the write-once put); with
-        // leases, the lease holder asks storage itself.
+    ) -> (Result<Option<Arc<FetchedZip>>, ProxyError>, Option<Rest>) {
+        match self
+            .before_zip_fetch(module, version, storage_key, looked)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return (Ok(None), None),
+            Err(e) => return (Err(e), None),
+        }
+        let (fetched, rest) = self
+            .coordinated(module, version, FileKind::Zip, storage_key, || async {
+                let (zip, summary) = self.zip_from_source(module, version, storage_key).await?;
+                let rest =
+                    self.store_fetched_zip(module, version, storage_key, Arc::clone(&zip), summary);
+                Ok((zip, Some(rest)))
+            })
+            .await;
+        // `None`: another replica stored it, read it from there.
+        (fetched, rest)
+    }
+
+    /// Whether a zip that missed in storage is to be fetched: not when a
+    /// fetch here stored it since the lookup began (another replica's
+    /// racing store is absorbed by the write-once put; with leases, the
+    /// lease holder asks storage itself), never offline or while a recent
+    /// miss is remembered.
+    async fn before_zip_fetch(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        storage_key: &str,
+        looked: Instant,
+    ) -> Result<bool, ProxyError> {
         if !self.leases_on()
             && self.inner.zip_flights.ended_since(storage_key, looked)
             && self.timed_head(storage_key).await?.is_some()
         {
-            return Ok(None);
+            return Ok(false);
         }
         if self.offline() {
             return Err(super::stored::not_stored(&format!(
@@ -345,69 +386,118 @@ impl Proxy {
             )));
         }
         self.check_negative(Kind::Zip, storage_key).await?;
+        Ok(true)
+    }
+
+    /// The zip from the module's source in a spool file, checked and
+    /// verified.
+    async fn zip_from_source(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        storage_key: &str,
+    ) -> Result<(Arc<FetchedZip>, ZipSummary), ProxyError> {
         let picked = self.pick(module).clone();
-        let fetched = self.coordinated(module, version, FileKind::Zip, storage_key, move || async move {
-            let spool = tempfile::Builder::new()
-                .prefix("sparta-zip-")
-                .tempfile_in(&self.inner.config.spool_dir)
-                .map_err(|e| ProxyError::Storage(format!("cannot create spool file: {e}")))?;
-            // The spool slot lives until the zip is stored: its bytes stay
-            // reserved while the spool file exists.
-            let slot = SpoolSlot::new(self.inner.limits.clone());
-            let host = picked.source.host(module);
-            let size = SPOOL
-                .scope(
-                    Arc::clone(&slot),
-                    self.source_call(Kind::Zip, storage_key, &host, async {
-                        picked.source.zip_to_file(module, version, spool.path()).await
-                    }),
-                )
-                .await?;
-            if size > MAX_ZIP_SIZE {
-                return Err(ProxyError::Upstream(format!(
-                    "{module}@{version}: zip is over the {MAX_ZIP_SIZE}-byte limit"
-                )));
-            }
-            let reader = spool
-                .reopen()
-                .map_err(|e| ProxyError::Storage(format!("cannot reopen spool file: {e}")))?;
-            let (m, v) = (module.clone(), version.clone());
-            let summary = tokio::task::spawn_blocking(move || {
-                let reader = super::pread::PositionedFile::new(reader)
-                    .map_err(|e| CoreError::InvalidZip(format!("reading zip: {e}")))?;
-                sparta_core::zipcheck::check_zip_parallel(reader, &m, &v)
-            })
-            .await
-            .map_err(|e| ProxyError::Upstream(format!("zip check failed to run: {e}")))?
-            .map_err(|e| {
-                self.inner
-                    .metrics
-                    .upstream_fetches
-                    .with_label_values(&["zip", "invalid"])
-                    .inc();
-                warn!(module = %module, version = %version, error = %e, "refused zip from upstream");
-                ProxyError::Upstream(format!("upstream sent a bad zip for {module}@{version}: {e}"))
-            })?;
-            self.verify_zip(picked.private, module, version, &summary.h1).await?;
-            let started = Instant::now();
-            let outcome = self
-                .timed_storage("put", self.inner.store.put_once_file(storage_key, spool.path()))
-                .await?;
-            if outcome == PutOutcome::Created {
-                info!(module = %module, version = %version, bytes = size, files = summary.files, h1 = %summary.h1,
-                    upload_ms = started.elapsed().as_millis() as u64, "stored zip from upstream");
-                self.note_stored(module, version, FileKind::Zip, size, Some(&summary.h1)).await;
-                // Only bytes this fetch stored: storage is the truth.
-                if let Some(tier) = &self.inner.config.disk_tier {
-                    tier.fill_from_file(storage_key, spool.path()).await;
-                }
-                return Ok(Some(Arc::new(FetchedZip { spool, size, _slot: slot })));
-            }
-            Ok(None)
+        let spool = tempfile::Builder::new()
+            .prefix("sparta-zip-")
+            .tempfile_in(&self.inner.config.spool_dir)
+            .map_err(|e| ProxyError::Storage(format!("cannot create spool file: {e}")))?;
+        // The spool slot lives until the zip is stored and served: its
+        // bytes stay reserved while the spool file exists.
+        let slot = SpoolSlot::new(self.inner.limits.clone());
+        let host = picked.source.host(module);
+        let size = SPOOL
+            .scope(
+                Arc::clone(&slot),
+                self.source_call(Kind::Zip, storage_key, &host, async {
+                    picked
+                        .source
+                        .zip_to_file(module, version, spool.path())
+                        .await
+                }),
+            )
+            .await?;
+        if size > MAX_ZIP_SIZE {
+            return Err(ProxyError::Upstream(format!(
+                "{module}@{version}: zip is over the {MAX_ZIP_SIZE}-byte limit"
+            )));
+        }
+        let reader = spool
+            .reopen()
+            .map_err(|e| ProxyError::Storage(format!("cannot reopen spool file: {e}")))?;
+        let (m, v) = (module.clone(), version.clone());
+        let summary = tokio::task::spawn_blocking(move || {
+            let reader = super::pread::PositionedFile::new(reader)
+                .map_err(|e| CoreError::InvalidZip(format!("reading zip: {e}")))?;
+            sparta_core::zipcheck::check_zip_parallel(reader, &m, &v)
         })
-        .await?;
-        // Stored by this fetch or by another replica: either way it is there.
-        Ok(fetched.flatten())
+        .await
+        .map_err(|e| ProxyError::Upstream(format!("zip check failed to run: {e}")))?
+        .map_err(|e| {
+            self.inner
+                .metrics
+                .upstream_fetches
+                .with_label_values(&["zip", "invalid"])
+                .inc();
+            warn!(module = %module, version = %version, error = %e, "refused zip from upstream");
+            ProxyError::Upstream(format!(
+                "upstream sent a bad zip for {module}@{version}: {e}"
+            ))
+        })?;
+        self.verify_zip(picked.private, module, version, &summary.h1)
+            .await?;
+        let zip = FetchedZip {
+            spool,
+            size,
+            stored: tokio::sync::watch::Sender::new(None),
+            _slot: slot,
+        };
+        Ok((Arc::new(zip), summary))
+    }
+
+    /// The write-once store of a zip already answered from its spool file.
+    fn store_fetched_zip(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        storage_key: &str,
+        zip: Arc<FetchedZip>,
+        summary: ZipSummary,
+    ) -> Rest {
+        let (this, module, version) = (self.clone(), module.clone(), version.clone());
+        let storage_key = storage_key.to_owned();
+        Box::pin(async move {
+            let started = Instant::now();
+            let put = this
+                .inner
+                .store
+                .put_once_file(&storage_key, zip.spool.path());
+            let outcome = this.timed_storage("put", put).await;
+            zip.stored.send_replace(Some(outcome.is_ok()));
+            match outcome {
+                Ok(PutOutcome::Created) => {
+                    info!(module = %module, version = %version, bytes = zip.size, files = summary.files, h1 = %summary.h1,
+                        upload_ms = started.elapsed().as_millis() as u64, "stored zip from upstream");
+                    this.note_stored(
+                        &module,
+                        &version,
+                        FileKind::Zip,
+                        zip.size,
+                        Some(&summary.h1),
+                    )
+                    .await;
+                    // Only bytes this fetch stored: storage is the truth.
+                    if let Some(tier) = &this.inner.config.disk_tier {
+                        tier.fill_from_file(&storage_key, zip.spool.path()).await;
+                    }
+                }
+                // Another replica stored it first; ours was served once.
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(module = %module, version = %version, error = %e, "could not store a fetched zip: it was served, the next request fetches it again");
+                }
+            }
+        })
     }
 
     pub(super) async fn open_zip(
@@ -469,10 +559,23 @@ impl Proxy {
 pub(super) struct FetchedZip {
     spool: tempfile::NamedTempFile,
     size: u64,
+    /// Whether its store succeeded, once it is done.
+    stored: tokio::sync::watch::Sender<Option<bool>>,
     _slot: Arc<SpoolSlot>,
 }
 
 impl FetchedZip {
+    pub(super) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Waits for the zip's store: whether it is in storage now.
+    pub(super) async fn wait_stored(&self) -> bool {
+        let mut stored = self.stored.subscribe();
+        let done = stored.wait_for(Option::is_some).await;
+        done.is_ok_and(|outcome| *outcome == Some(true))
+    }
+
     fn info(&self) -> ObjectInfo {
         ObjectInfo {
             size: self.size,

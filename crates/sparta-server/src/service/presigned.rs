@@ -19,7 +19,7 @@ impl Proxy {
         module: &ModulePath,
         version: &Version,
     ) -> Result<Option<Url>, ProxyError> {
-        self.zip_info(module, version).await?;
+        self.zip_in_storage(module, version).await?;
         let storage_key = key::version_file(module, version, FileKind::Zip);
         let ttl = self.inner.config.presign_ttl;
         match self.inner.store.presigned_get(&storage_key, ttl).await {
