@@ -74,38 +74,17 @@ impl Proxy {
             Ok(None)
         };
         match head.await {
-            Ok(Some(body)) => (
-                Ok(self.cache_immutable(storage_key, body, content_type).await),
-                None,
-            ),
-            Ok(None) => {
-                self.fetch_small_file_from_source(
-                    kind,
-                    module,
-                    version,
-                    file,
-                    storage_key,
-                    content_type,
-                )
-                .await
+            Ok(Some(body)) => {
+                let entry = self.cache_immutable(storage_key, body, content_type).await;
+                return (Ok(entry), None);
             }
-            Err(e) => (Err(e), None),
+            Ok(None) => {}
+            Err(e) => return (Err(e), None),
         }
-    }
-
-    /// A missing `.info` or `.mod` fetched (by this replica, or by another
-    /// holding the lease) and served before it is stored: the flight stays
-    /// under way until the store ends, so nobody here fetches it twice, and
-    /// another replica's racing store is absorbed by the write-once put.
-    async fn fetch_small_file_from_source(
-        &self,
-        kind: Kind,
-        module: &ModulePath,
-        version: &Version,
-        file: FileKind,
-        storage_key: String,
-        content_type: &'static str,
-    ) -> (Result<Arc<CachedFile>, ProxyError>, Option<Rest>) {
+        // Missing: fetched (by this replica, or by another holding the
+        // lease) and served before it is stored. The flight stays under way
+        // until the store ends, so nobody here fetches it twice; another
+        // replica's racing store is absorbed by the write-once put.
         let (fetched, rest) = self
             .coordinated(module, version, file, &storage_key, || async {
                 let body = self
@@ -269,7 +248,7 @@ impl Proxy {
     }
 
     /// Counts a zip looked up in storage; a hit is also the audit line's tier.
-    pub(super) fn count_storage_zip(&self, hit: bool) {
+    fn count_storage_zip(&self, hit: bool) {
         if hit {
             crate::audit::note_tier(crate::audit::Tier::Storage);
         }
@@ -288,31 +267,46 @@ impl Proxy {
         version: &Version,
     ) -> Result<ObjectInfo, ProxyError> {
         let storage_key = key::version_file(module, version, FileKind::Zip);
+        match self
+            .zip_head_or_fetch(module, version, &storage_key)
+            .await?
+        {
+            ZipLookup::Stored(info) => Ok(info),
+            ZipLookup::Fetched(Some(fetched)) => Ok(fetched.info()),
+            ZipLookup::Fetched(None) => self.timed_head(&storage_key).await?.ok_or_else(|| {
+                ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
+            }),
+        }
+    }
+
+    /// A zip's head call on storage, or on a miss its fetch.
+    pub(super) async fn zip_head_or_fetch(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        storage_key: &str,
+    ) -> Result<ZipLookup, ProxyError> {
         let looked = Instant::now();
-        if !self.look_with_lease(Kind::Zip, &storage_key).await {
-            if let Some(info) = self.timed_head(&storage_key).await? {
+        if !self.look_with_lease(Kind::Zip, storage_key).await {
+            if let Some(info) = self.timed_head(storage_key).await? {
                 self.count_storage_zip(true);
-                return Ok(info);
+                return Ok(ZipLookup::Stored(info));
             }
             self.count_storage_zip(false);
             self.note_missing(module, version, FileKind::Zip);
         }
-        if let Some(fetched) = self
-            .fetch_zip_shared(module, version, &storage_key, looked)
-            .await?
-        {
-            return Ok(fetched.info());
-        }
-        self.timed_head(&storage_key).await?.ok_or_else(|| {
-            ProxyError::Storage(format!("{storage_key} vanished right after it was stored"))
-        })
+        let fetched = self
+            .fetch_zip_shared(module, version, storage_key, looked)
+            .await?;
+        Ok(ZipLookup::Fetched(fetched))
     }
 
     /// The one fetch of a missing zip that every waiter shares: the zip in
-    /// its spool file when this fetch stored it, `None` when it was stored
-    /// already (by an earlier fetch or another replica). `looked`: when
+    /// its spool file when this fetch got it (its store may still be under
+    /// way), `None` when it was stored already (by an earlier fetch or
+    /// another replica). `looked`: when
     /// the storage lookup that missed began.
-    pub(super) async fn fetch_zip_shared(
+    async fn fetch_zip_shared(
         &self,
         module: &ModulePath,
         version: &Version,
@@ -350,16 +344,14 @@ impl Proxy {
             Ok(false) => return (Ok(None), None),
             Err(e) => return (Err(e), None),
         }
-        let (fetched, rest) = self
-            .coordinated(module, version, FileKind::Zip, storage_key, || async {
-                let (zip, summary) = self.zip_from_source(module, version, storage_key).await?;
-                let rest =
-                    self.store_fetched_zip(module, version, storage_key, Arc::clone(&zip), summary);
-                Ok((zip, Some(rest)))
-            })
-            .await;
         // `None`: another replica stored it, read it from there.
-        (fetched, rest)
+        self.coordinated(module, version, FileKind::Zip, storage_key, || async {
+            let (zip, summary) = self.zip_from_source(module, version, storage_key).await?;
+            let rest =
+                self.store_fetched_zip(module, version, storage_key, Arc::clone(&zip), summary);
+            Ok((zip, Some(rest)))
+        })
+        .await
     }
 
     /// Whether a zip that missed in storage is to be fetched: not when a
@@ -551,11 +543,19 @@ impl Proxy {
     }
 }
 
-/// A zip this replica has just fetched, checked and stored, still in its
-/// spool file. The requests that waited for the fetch read it from there
-/// rather than from storage: one storage GET less, and on object storage a
-/// round trip and the whole body less. Its spool bytes stay reserved (the
-/// slot) until the last of those responses is done with it.
+/// A zip in storage, or the outcome of its fetch; see
+/// [`Proxy::zip_head_or_fetch`].
+pub(super) enum ZipLookup {
+    Stored(ObjectInfo),
+    Fetched(Option<Arc<FetchedZip>>),
+}
+
+/// A zip this replica has just fetched, checked and verified, in its spool
+/// file. The requests that waited for the fetch read it from there, while
+/// it is stored and after: no wait for the store, one storage GET less, and
+/// on object storage a round trip and the whole body less. Its spool bytes
+/// stay reserved (the slot) until the store and the last of those
+/// responses are done with it.
 pub(super) struct FetchedZip {
     spool: tempfile::NamedTempFile,
     size: u64,

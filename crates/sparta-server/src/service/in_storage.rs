@@ -3,11 +3,10 @@
 //! not a redirect to the stored object (`presigned` mode) nor a warm job,
 //! whose point is the stored copy.
 
-use std::time::Instant;
-
 use sparta_core::{FileKind, ModulePath, Version, key};
 
 use super::Proxy;
+use super::immutable::ZipLookup;
 use crate::error::ProxyError;
 
 impl Proxy {
@@ -19,15 +18,13 @@ impl Proxy {
         version: &Version,
     ) -> Result<u64, ProxyError> {
         let storage_key = key::version_file(module, version, FileKind::Zip);
-        let looked = Instant::now();
-        if let Some(info) = self.timed_head(&storage_key).await? {
-            self.count_storage_zip(true);
-            return Ok(info.size);
-        }
-        self.count_storage_zip(false);
-        let fetched = self
-            .fetch_zip_shared(module, version, &storage_key, looked)
-            .await?;
+        let fetched = match self
+            .zip_head_or_fetch(module, version, &storage_key)
+            .await?
+        {
+            ZipLookup::Stored(info) => return Ok(info.size),
+            ZipLookup::Fetched(fetched) => fetched,
+        };
         if let Some(zip) = fetched
             && zip.wait_stored().await
         {
