@@ -485,6 +485,52 @@ async fn network_lists_and_forwarded_addresses() {
     assert!(lines[1].contains("\"client\":\"10.9.0.5\"") && lines[1].contains("denied_address"));
 }
 
+#[tokio::test]
+async fn audit_lines_name_the_tier_that_served_each_file() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let audit = dir.path().join("audit.log");
+    let sparta = Sparta::for_fixture(&["--audit-log", audit.to_str().unwrap()]).await;
+    let client = http_client();
+    // Cold (fetched on a task of the flight's own: the tier must still
+    // reach the request that started it), then warm.
+    let files = ["info", "mod", "zip"];
+    for _ in 0..2 {
+        for file in files {
+            let url = format!(
+                "{}{}",
+                sparta.url,
+                version_path("fixture.test/graph/b", "v1.0.0", file)
+            );
+            let r = client.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap();
+        }
+    }
+    let lines = wait_lines(&audit, 6).await;
+    let tiers: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["file"].as_str().unwrap().to_owned(),
+                v["tier"].as_str().unwrap_or("none").to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("info", "upstream"),
+        ("mod", "upstream"),
+        ("zip", "upstream"),
+        ("info", "memory"),
+        ("mod", "memory"),
+        ("zip", "storage"),
+    ]
+    .iter()
+    .map(|(f, t)| (f.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(tiers, want, "{lines:#?}");
+}
+
 /// Waits (bounded) until the audit file holds `n` lines; returns them.
 async fn wait_lines(path: &Path, n: usize) -> Vec<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -135,18 +135,60 @@ impl Access {
 
     /// Decides on one request: its socket peer, headers, and the proxy path
     /// below the mount prefix (no leading `/`; `None` for other paths).
+    /// `None` when its credential is not among those verified lately:
+    /// [`Access::admit`] checks it then, on a blocking thread.
+    pub fn admit_cached(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &HeaderMap,
+        proxy_path: Option<&str>,
+    ) -> Option<(Caller, Result<(), Refusal>)> {
+        let mut caller = self.caller(peer, headers);
+        let verdict = self.decide(&mut caller, headers, proxy_path, None)?;
+        self.count(&verdict);
+        Some((caller, verdict))
+    }
+
+    /// [`Access::admit_cached`], checking a credential seen for the first
+    /// time (bcrypt takes tens of milliseconds of CPU) off the async threads.
     pub async fn admit(
         &self,
         peer: Option<IpAddr>,
         headers: &HeaderMap,
         proxy_path: Option<&str>,
     ) -> (Caller, Result<(), Refusal>) {
-        let mut caller = Caller {
+        if let Some(decided) = self.admit_cached(peer, headers, proxy_path) {
+            return decided;
+        }
+        let checked = match &self.config.auth {
+            Some(auth) => {
+                let (auth, now) = (auth.clone(), Instant::now());
+                let value = headers
+                    .get(header::AUTHORIZATION)
+                    .map(|v| v.as_bytes().to_vec());
+                tokio::task::spawn_blocking(move || auth.authenticate(value.as_deref(), now))
+                    .await
+                    .unwrap_or(Err(AuthFailure::Rejected))
+            }
+            None => Err(AuthFailure::Rejected),
+        };
+        let mut caller = self.caller(peer, headers);
+        let verdict = self
+            .decide(&mut caller, headers, proxy_path, Some(checked))
+            .unwrap_or(Err(Refusal::Auth(AuthFailure::Rejected)));
+        self.count(&verdict);
+        (caller, verdict)
+    }
+
+    fn caller(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Caller {
+        Caller {
             client: peer.map(|p| self.client(p, headers)),
             principal: None,
-        };
-        let verdict = self.decide(&mut caller, headers, proxy_path).await;
-        let counter = match &verdict {
+        }
+    }
+
+    fn count(&self, verdict: &Result<(), Refusal>) {
+        let counter = match verdict {
             Ok(()) => &self.allowed,
             Err(Refusal::Address) => &self.denied_address,
             Err(Refusal::Auth(AuthFailure::Missing)) => &self.unauthenticated,
@@ -154,7 +196,6 @@ impl Access {
             Err(Refusal::Module(_)) => &self.excluded_module,
         };
         counter.inc();
-        (caller, verdict)
     }
 
     fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
@@ -177,40 +218,43 @@ impl Access {
         )
     }
 
-    async fn decide(
+    /// The verdict, `None` when the credential needs its hash checked and
+    /// `checked` (the result of that check) is not given.
+    fn decide(
         &self,
         caller: &mut Caller,
         headers: &HeaderMap,
         proxy_path: Option<&str>,
-    ) -> Result<(), Refusal> {
+        checked: Option<Result<Principal, AuthFailure>>,
+    ) -> Option<Result<(), Refusal>> {
         let c = &self.config;
         if !c.net.is_open() {
             // Without a peer address (an accept loop that gives none) the
             // lists cannot hold: refuse rather than guess.
             match caller.client {
                 Some(ip) if c.net.permits(ip) => {}
-                _ => return Err(Refusal::Address),
+                _ => return Some(Err(Refusal::Address)),
             }
         }
         if let Some(auth) = &c.auth {
-            let now = Instant::now();
-            for e in auth.refresh(now) {
-                warn!(error = %e, "credential file not reloaded; the previous one stays in force");
-            }
-            let value = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
-            let result = match auth.check_cached(value, now) {
-                Check::Done(r) => r,
-                Check::NeedsHash => {
-                    // bcrypt takes tens of milliseconds of CPU: off the
-                    // async threads.
-                    let auth = auth.clone();
-                    let value = value.map(<[u8]>::to_vec);
-                    tokio::task::spawn_blocking(move || auth.authenticate(value.as_deref(), now))
-                        .await
-                        .unwrap_or(Err(AuthFailure::Rejected))
+            let result = match checked {
+                Some(result) => result,
+                None => {
+                    let now = Instant::now();
+                    for e in auth.refresh(now) {
+                        warn!(error = %e, "credential file not reloaded; the previous one stays in force");
+                    }
+                    let value = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+                    match auth.check_cached(value, now) {
+                        Check::Done(result) => result,
+                        Check::NeedsHash => return None,
+                    }
                 }
             };
-            caller.principal = Some(result.map_err(Refusal::Auth)?);
+            match result {
+                Ok(principal) => caller.principal = Some(principal),
+                Err(failure) => return Some(Err(Refusal::Auth(failure))),
+            }
         }
         if !c.rules.is_empty()
             && let Some(path) = proxy_path
@@ -223,9 +267,9 @@ impl Access {
                 _ => None,
             };
             if let ModuleVerdict::Excluded(reason) = c.rules.decide(request.module(), version) {
-                return Err(Refusal::Module(reason));
+                return Some(Err(Refusal::Module(reason)));
             }
         }
-        Ok(())
+        Some(Ok(()))
     }
 }

@@ -24,7 +24,7 @@ mod tier;
 use buffers::Buffers;
 pub use line::Entry;
 pub use record::{Record, Target, file_target};
-pub use tier::{Tier, TierSlot, by_path, current_tier, note_tier, tier_label, with_tier};
+pub use tier::{Tier, TierSlot, note_tier};
 
 /// Bytes of lines one thread may have waiting for the writer (some 1,500
 /// lines); a request finding its thread's buffer this full waits.
@@ -137,6 +137,16 @@ impl AuditLog {
             thread: Some(thread),
         };
         (AuditLog { buffers, lines }, guard)
+    }
+
+    /// Writes one line into this thread's buffer if it has room; gives the
+    /// record back if not (then [`AuditLog::record`] waits for room).
+    pub fn record_now<'a>(&self, record: Record<'a>) -> Option<Record<'a>> {
+        let written = self
+            .buffers
+            .push_now(|out, clock| record.write_to(out, clock))
+            .is_none();
+        (!written).then_some(record)
     }
 
     /// Writes one line into this thread's buffer, waiting for room when

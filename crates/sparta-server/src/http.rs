@@ -17,8 +17,10 @@ use sparta_storage::ObjectStream;
 use tracing::{Instrument, info, warn};
 
 use crate::AppState;
+use crate::audit::TierSlot;
 use crate::cache::CachedFile;
 use crate::error::ProxyError;
+use crate::gate::{self, Before};
 use crate::metrics::{Metrics, RouteKind};
 use crate::reqid::{self, RequestId};
 use crate::service::{Kind, RangeRequest, ZIP};
@@ -36,8 +38,10 @@ use crate::cache::{IMMUTABLE, REVALIDATE, cache_policy, content_headers};
 pub async fn handle(state: Arc<AppState>, request: Request, peer: SocketAddr) -> Response {
     let id = RequestId::from_headers(request.headers());
     // The id is a task-local, not a span: every log line reads it from there
-    // (a span per request cost more than serving a warm file).
-    let mut response = reqid::scope(id.clone(), handle_with_id(state, request, peer)).await;
+    // (a span per request cost more than serving a warm file). An audited
+    // request's tier slot travels with it.
+    let tier = state.audit.is_some().then(TierSlot::default);
+    let mut response = reqid::scope(id.clone(), tier, handle_with_id(state, request, peer)).await;
     response
         .headers_mut()
         .insert(reqid::HEADER, id.header_value());
@@ -50,14 +54,29 @@ async fn handle_with_id(state: Arc<AppState>, request: Request, peer: SocketAddr
     let method = request.method().clone();
     let uri = request.uri().clone();
     let span = sparta_trace::request_span(&method, uri.path(), request.headers());
-    let (route, response) = if state.access.is_open() && state.audit.is_none() {
-        dispatch(&state, request).instrument(span.clone()).await
+    let before = if state.access.is_open() && state.audit.is_none() {
+        Before::Serve(None)
     } else {
-        // Boxed: only guarded requests pay for the gate's future.
-        Box::pin(
-            crate::gate::guarded(&state, request, peer.ip(), uri.path()).instrument(span.clone()),
-        )
-        .await
+        gate::before(&state, &request, peer.ip(), uri.path())
+    };
+    let (route, response) = match before {
+        Before::Serve(audited) => {
+            let served = dispatch(&state, request).instrument(span.clone()).await;
+            if let Some(caller) = audited {
+                let answer = gate::Answer::of(&method, &served.1);
+                gate::served(&state, &caller, &method, uri.path(), answer).await;
+            }
+            served
+        }
+        // Boxed: only refused requests and first-seen credentials pay for
+        // these futures.
+        Before::Refused(caller, refusal) => {
+            Box::pin(gate::refused(&state, caller, refusal, &method, uri.path())).await
+        }
+        Before::Slow => {
+            Box::pin(gate::guarded(&state, request, peer.ip(), uri.path()).instrument(span.clone()))
+                .await
+        }
     };
     span.record("http.response.status_code", response.status().as_u16());
     drop(in_flight);

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::audit::{Tier, TierSlot};
+
 /// The header that carries the id both ways.
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -82,24 +84,38 @@ impl fmt::Display for RequestId {
     }
 }
 
+/// What a request's task knows of the request: its id and, when it is
+/// audited, the slot the service notes its cache tier in. One task-local
+/// for both: a request pays for one scope, not one per fact.
+#[derive(Clone)]
+struct Scope {
+    id: RequestId,
+    tier: Option<TierSlot>,
+}
+
 tokio::task_local! {
-    static CURRENT: RequestId;
+    static CURRENT: Scope;
 }
 
-/// `fut` with `id` as the current request's id. Not an `async fn`: that
-/// would hold `fut` twice (as its argument and as what it awaits), and a
-/// request's future is copied whole into its box.
-pub fn scope<F: Future>(id: RequestId, fut: F) -> impl Future<Output = F::Output> {
-    CURRENT.scope(id, fut)
+/// `fut` as the request `id`, its tier noted in `tier` when audited. Not
+/// an `async fn`: that would hold `fut` twice (as its argument and as what
+/// it awaits), and a request's future is copied whole into its box.
+pub fn scope<F: Future>(
+    id: RequestId,
+    tier: Option<TierSlot>,
+    fut: F,
+) -> impl Future<Output = F::Output> {
+    CURRENT.scope(Scope { id, tier }, fut)
 }
 
-/// `fut` with the current request's id, if any, for running on another
-/// task: lines it logs name the request that started it.
+/// `fut` with the current request's id and tier slot, if any, for running
+/// on another task: lines it logs name the request that started it, and
+/// the tier it finds is that request's.
 pub fn carried<F: Future>(fut: F) -> impl Future<Output = F::Output> {
-    let id = current();
+    let scope = CURRENT.try_with(Clone::clone).ok();
     async move {
-        match id {
-            Some(id) => CURRENT.scope(id, fut).await,
+        match scope {
+            Some(scope) => CURRENT.scope(scope, fut).await,
             None => fut.await,
         }
     }
@@ -107,7 +123,28 @@ pub fn carried<F: Future>(fut: F) -> impl Future<Output = F::Output> {
 
 /// The id of the request being served on this task, if any.
 pub fn current() -> Option<RequestId> {
-    CURRENT.try_with(Clone::clone).ok()
+    CURRENT.try_with(|s| s.id.clone()).ok()
+}
+
+/// The tier noted for the current request; `None` when it is not audited.
+pub(crate) fn noted_tier() -> Option<Tier> {
+    CURRENT
+        .try_with(|s| {
+            s.tier
+                .as_ref()
+                .map(|t| Tier::from_slot(t.load(Ordering::Relaxed)))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Notes where the current request's file came from, if it is audited.
+pub(crate) fn note_tier(tier: Tier) {
+    let _ = CURRENT.try_with(|s| {
+        if let Some(slot) = &s.tier {
+            slot.store(tier as u8, Ordering::Relaxed);
+        }
+    });
 }
 
 #[cfg(test)]
@@ -145,20 +182,36 @@ mod tests {
     #[tokio::test]
     async fn the_current_id_is_seen_inside_its_scope_only() {
         let id = RequestId::parse("abc").unwrap();
-        assert_eq!(scope(id.clone(), async { current() }).await, Some(id));
+        assert_eq!(scope(id.clone(), None, async { current() }).await, Some(id));
         assert_eq!(current(), None);
     }
 
     #[tokio::test]
-    async fn a_carried_future_keeps_the_id_on_another_task() {
+    async fn a_carried_future_keeps_the_id_and_tier_slot_on_another_task() {
         let id = RequestId::parse("abc").unwrap();
-        // The spawned task has task-locals of its own: it sees the id only
-        // because it was carried.
-        let seen = scope(id.clone(), async {
-            tokio::spawn(carried(async { current() })).await.unwrap()
+        let slot = TierSlot::default();
+        // The spawned task has task-locals of its own: it sees the id, and
+        // notes its tier in the request's slot, only because it was carried.
+        let seen = scope(id.clone(), Some(slot.clone()), async {
+            tokio::spawn(carried(async {
+                note_tier(Tier::Upstream);
+                current()
+            }))
+            .await
+            .unwrap()
         })
         .await;
         assert_eq!(seen, Some(id));
+        assert_eq!(
+            Tier::from_slot(slot.load(Ordering::Relaxed)),
+            Tier::Upstream
+        );
+        // Unaudited (no slot), a note is dropped.
+        scope(RequestId::generate(), None, async {
+            note_tier(Tier::Storage);
+            assert_eq!(noted_tier(), None);
+        })
+        .await;
         assert_eq!(
             tokio::spawn(carried(async { current() })).await.unwrap(),
             None

@@ -79,6 +79,24 @@ impl Buffers {
         })
     }
 
+    /// Appends one line written by `write` if this thread's buffer has
+    /// room (waking the writer if it sleeps); gives `write` back if not.
+    pub(super) fn push_now<W: FnOnce(&mut String, &mut Clock)>(
+        self: &Arc<Self>,
+        write: W,
+    ) -> Option<W> {
+        let slot = self.slot();
+        let mut write = Some(write);
+        if !self.try_push(&slot, &mut write) {
+            return write;
+        }
+        // As in push: a writer that went idle before the line is woken.
+        if self.idle.load(Ordering::SeqCst) {
+            self.wake();
+        }
+        None
+    }
+
     /// Appends one line written by `write`, once this thread's buffer has
     /// room; wakes the writer if it sleeps.
     pub(super) async fn push(self: &Arc<Self>, write: impl FnOnce(&mut String, &mut Clock)) {

@@ -2,7 +2,7 @@
 //! out and read by the audit line afterwards.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::AtomicU8;
 
 /// Where a served file came from, noted by the service as it finds out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,53 +20,42 @@ pub enum Tier {
 }
 
 impl Tier {
-    fn label(v: u8) -> &'static str {
+    /// The tier a slot holds (what no note set reads as unknown).
+    pub fn from_slot(v: u8) -> Tier {
         match v {
-            1 | 5 => "memory",
-            2 => "storage",
-            3 => "upstream",
-            4 => "disk",
-            _ => "joined",
+            1 => Tier::Memory,
+            2 => Tier::Storage,
+            3 => Tier::Upstream,
+            4 => Tier::Disk,
+            5 => Tier::MemoryByPath,
+            _ => Tier::Unknown,
         }
+    }
+
+    /// The audit line's word: an unknown tier means the request waited on
+    /// another's fetch.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tier::Memory | Tier::MemoryByPath => "memory",
+            Tier::Storage => "storage",
+            Tier::Upstream => "upstream",
+            Tier::Disk => "disk",
+            Tier::Unknown => "joined",
+        }
+    }
+
+    /// Whether the memory cache answered under the request's own path
+    /// ([`Tier::MemoryByPath`]).
+    pub fn by_path(self) -> bool {
+        self == Tier::MemoryByPath
     }
 }
 
 /// The tier slot of one request.
 pub type TierSlot = Arc<AtomicU8>;
 
-tokio::task_local! {
-    static TIER: TierSlot;
-}
-
-/// Notes the tier of the current request, if it is being audited.
+/// Notes the tier of the current request, if it is being audited (the
+/// slot travels in the request's scope: [`crate::reqid::scope`]).
 pub fn note_tier(tier: Tier) {
-    let _ = TIER.try_with(|t| t.store(tier as u8, Ordering::Relaxed));
-}
-
-/// The current request's slot, to carry into a spawned fetch.
-pub fn current_tier() -> Option<TierSlot> {
-    TIER.try_with(Arc::clone).ok()
-}
-
-/// `fut` with `slot` as its tier slot (no slot: unaudited). Not an
-/// `async fn`, which would hold `fut` twice.
-pub fn with_tier<F: std::future::Future>(
-    slot: Option<TierSlot>,
-    fut: F,
-) -> impl std::future::Future<Output = F::Output> {
-    match slot {
-        Some(slot) => futures::future::Either::Left(TIER.scope(slot, fut)),
-        None => futures::future::Either::Right(fut),
-    }
-}
-
-/// Whether the memory cache answered under the request's own path
-/// ([`Tier::MemoryByPath`]).
-pub fn by_path(slot: &TierSlot) -> bool {
-    slot.load(Ordering::Relaxed) == Tier::MemoryByPath as u8
-}
-
-/// Reads a slot's tier label.
-pub fn tier_label(slot: &TierSlot) -> &'static str {
-    Tier::label(slot.load(Ordering::Relaxed))
+    crate::reqid::note_tier(tier);
 }

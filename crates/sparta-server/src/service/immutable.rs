@@ -40,12 +40,11 @@ impl Proxy {
         let this = self.clone();
         let (module, version) = (module.clone(), version.clone());
         let flight_key = storage_key.clone();
-        // The fetch runs in a task of its own: carry the audit's tier slot.
-        let tier = crate::audit::current_tier();
+        // The fetch runs in a task of its own, in this request's scope
+        // (Flights carry it): the tier it finds is noted for this request.
         self.shared_then(&self.inner.small_flights, kind, &flight_key, async move {
-            let fetch =
-                this.fetch_small_file(kind, &module, &version, file, storage_key, content_type);
-            crate::audit::with_tier(tier, fetch).await
+            this.fetch_small_file(kind, &module, &version, file, storage_key, content_type)
+                .await
         })
         .await
     }
