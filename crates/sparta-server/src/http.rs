@@ -28,10 +28,11 @@ use crate::service::{Kind, RangeRequest, ZIP};
 mod cached;
 mod catalog;
 mod modes;
+mod sumdb;
 mod ui;
 mod warm;
 
-use crate::cache::{IMMUTABLE, REVALIDATE, cache_policy, content_headers};
+use crate::cache::{IMMUTABLE, cache_policy, content_headers};
 
 /// The one entry point for every request: gives it an id, counts, times
 /// and logs it (every line of the request under its id).
@@ -198,7 +199,7 @@ pub(crate) async fn dispatch(state: &AppState, request: Request) -> (RouteKind, 
         return (RouteKind::Other, reply);
     }
     if rest.starts_with("sumdb/") {
-        let reply = match Box::pin(sumdb(state, request.method(), rest)).await {
+        let reply = match Box::pin(sumdb::relay(state, request.method(), rest)).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         };
@@ -514,62 +515,6 @@ fn version() -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// `/sumdb/<name>/<path>`: the checksum database relay.
-async fn sumdb(state: &AppState, method: &Method, path: &str) -> Result<Response, ProxyError> {
-    if method != Method::GET && method != Method::HEAD {
-        return Err(ProxyError::MethodNotAllowed);
-    }
-    let rest = path.strip_prefix("sumdb/").unwrap_or(path);
-    let Some((name, file)) = rest.split_once('/') else {
-        return Err(ProxyError::Invalid(format!(
-            "not a checksum database path: {path}"
-        )));
-    };
-    let (cached_only, looked_up) = match file.strip_prefix("cached-only/") {
-        Some(rest) => (true, rest),
-        None => (false, file),
-    };
-    // A private module's name never leaves: no lookup of it is relayed.
-    if let Some(module) = looked_up
-        .strip_prefix("lookup/")
-        .and_then(|l| l.rsplit_once('@'))
-        .and_then(|(m, _)| sparta_core::ModulePath::from_escaped(m).ok())
-        && state.proxy.is_private(&module)
-    {
-        return Err(ProxyError::NotFound {
-            status: 404,
-            reason: format!("{module} is private: not looked up in a checksum database"),
-        });
-    }
-    // Offline, the checksum database is answered from what is stored.
-    let found = if cached_only || state.proxy.offline() {
-        state.proxy.sumdb().cached(name, looked_up).await
-    } else {
-        state.proxy.sumdb().proxy(name, file).await
-    };
-    let file = match found {
-        Ok(file) => file,
-        Err(sparta_sumdb::SumdbError::NotFound(reason)) => {
-            return Err(ProxyError::NotFound {
-                status: 404,
-                reason,
-            });
-        }
-        Err(e) => return Err(ProxyError::Upstream(e.to_string())),
-    };
-    state
-        .metrics
-        .cache_lookups
-        .with_label_values(&[file.tier.as_str(), "sumdb", "hit"])
-        .inc();
-    let cache_control = if file.immutable {
-        IMMUTABLE
-    } else {
-        REVALIDATE
-    };
-    Ok(bytes_response(file.body, file.content_type, cache_control))
 }
 
 /// The admin address's one handler: probes, metrics and the warm job.
