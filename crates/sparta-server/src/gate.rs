@@ -72,7 +72,12 @@ pub(crate) async fn served(
         return;
     }
     let tier = tier.map(Tier::label).filter(|_| answer.status.is_success());
-    write(audit, caller, "allowed", method, path, target, answer, tier).await;
+    let asked = Asked {
+        caller,
+        method,
+        path,
+    };
+    write(audit, asked, "allowed", target, answer, tier).await;
 }
 
 /// Answers a refused request and audits the refusal.
@@ -91,7 +96,12 @@ pub(crate) async fn refused(
             None => Target::None,
         };
         let answer = Answer::of(method, &response);
-        write(audit, &caller, decision, method, path, target, answer, None).await;
+        let asked = Asked {
+            caller: &caller,
+            method,
+            path,
+        };
+        write(audit, asked, decision, target, answer, None).await;
     }
     (RouteKind::Other, response)
 }
@@ -159,13 +169,17 @@ impl Answer {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Who asked for what: the request's facts its audit line repeats.
+struct Asked<'a> {
+    caller: &'a Caller,
+    method: &'a Method,
+    path: &'a str,
+}
+
 async fn write(
     audit: &AuditLog,
-    caller: &Caller,
+    asked: Asked<'_>,
     decision: &'static str,
-    method: &Method,
-    path: &str,
     target: Target<'_>,
     answer: Answer,
     tier: Option<&'static str>,
@@ -175,10 +189,10 @@ async fn write(
     let record = Record {
         time: SystemTime::now(),
         request_id: request_id.as_ref(),
-        principal: caller.principal.as_ref(),
-        client: caller.client,
-        method,
-        path,
+        principal: asked.caller.principal.as_ref(),
+        client: asked.caller.client,
+        method: asked.method,
+        path: asked.path,
         target,
         status: answer.status.as_u16(),
         bytes: answer.bytes,
