@@ -157,25 +157,28 @@ impl Access {
         headers: &HeaderMap,
         proxy_path: Option<&str>,
     ) -> (Caller, Result<(), Refusal>) {
-        if let Some(decided) = self.admit_cached(peer, headers, proxy_path) {
-            return decided;
-        }
-        let checked = match &self.config.auth {
-            Some(auth) => {
-                let (auth, now) = (auth.clone(), Instant::now());
-                let value = headers
-                    .get(header::AUTHORIZATION)
-                    .map(|v| v.as_bytes().to_vec());
-                tokio::task::spawn_blocking(move || auth.authenticate(value.as_deref(), now))
-                    .await
-                    .unwrap_or(Err(AuthFailure::Rejected))
-            }
-            None => Err(AuthFailure::Rejected),
-        };
         let mut caller = self.caller(peer, headers);
-        let verdict = self
-            .decide(&mut caller, headers, proxy_path, Some(checked))
-            .unwrap_or(Err(Refusal::Auth(AuthFailure::Rejected)));
+        let verdict = match self.decide(&mut caller, headers, proxy_path, None) {
+            Some(verdict) => verdict,
+            None => {
+                let checked = match &self.config.auth {
+                    Some(auth) => {
+                        let (auth, now) = (auth.clone(), Instant::now());
+                        let value = headers
+                            .get(header::AUTHORIZATION)
+                            .map(|v| v.as_bytes().to_vec());
+                        tokio::task::spawn_blocking(move || {
+                            auth.authenticate(value.as_deref(), now)
+                        })
+                        .await
+                        .unwrap_or(Err(AuthFailure::Rejected))
+                    }
+                    None => Err(AuthFailure::Rejected),
+                };
+                self.decide(&mut caller, headers, proxy_path, Some(checked))
+                    .unwrap_or(Err(Refusal::Auth(AuthFailure::Rejected)))
+            }
+        };
         self.count(&verdict);
         (caller, verdict)
     }
