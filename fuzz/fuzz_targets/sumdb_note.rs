@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sparta_sumdb::note::Verifier;
-use sparta_sumdb::tlog::Tree;
+use sparta_core::sumdb::note::Verifier;
+use sparta_core::sumdb::tlog::Tree;
 
 /// The go command's default database key (public).
 const VKEY: &str = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sparta_sumdb::tlog::{Record, record_hash};
+use sparta_core::sumdb::tlog::{Record, record_hash};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(record) = Record::parse(data) else {

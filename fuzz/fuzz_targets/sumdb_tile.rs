@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sparta_sumdb::tlog::{Tile, data_tile_hashes, subtree_from_tile};
+use sparta_core::sumdb::tlog::{Tile, data_tile_hashes, subtree_from_tile};
 
 fuzz_target!(|data: &[u8]| {
     let (head, body) = match data.iter().position(|&b| b == b'\n') {

@@ -18,4 +18,8 @@ pub enum CoreError {
     /// A GOPROXY list that cannot be parsed.
     #[error("invalid proxy list: {0}")]
     InvalidProxyList(String),
+    /// A checksum database note, key, record, tile or tree head that fails
+    /// its syntax, signature or tree math.
+    #[error("{0}")]
+    InvalidSumdb(String),
 }

@@ -3,7 +3,8 @@
 //! Everything here is pure: parsing and validating module paths and versions
 //! (golang.org/x/mod/module and semver rules), `!` case escaping, parsing a
 //! GOPROXY request path into a typed [`ProxyRequest`], the storage key layout,
-//! module zip checks and `h1:` hashes, and GOPROXY list parsing, `Range` headers.
+//! module zip checks and `h1:` hashes, the checksum database's note and
+//! tree formats, and GOPROXY list parsing, `Range` headers.
 
 pub mod civil;
 pub mod download;
@@ -21,6 +22,7 @@ pub mod proxylist;
 pub mod range;
 pub mod request;
 pub mod routes;
+pub mod sumdb;
 pub mod version;
 pub mod warmlist;
 pub mod zipcheck;

@@ -29,3 +29,11 @@ pub enum SumdbError {
     #[error("checksum database unavailable: {0}")]
     Unavailable(String),
 }
+
+/// The formats' own refusals (notes, records, tiles, tree math) are
+/// invalid answers.
+impl From<sparta_core::CoreError> for SumdbError {
+    fn from(e: sparta_core::CoreError) -> Self {
+        SumdbError::Invalid(e.to_string())
+    }
+}

@@ -13,12 +13,12 @@ mod cached;
 mod error;
 mod fetch;
 mod import;
-pub mod note;
 pub mod path;
 pub mod pattern;
 mod prove;
-pub mod tlog;
 mod verify_store;
+
+pub use sparta_core::sumdb::{note, tlog};
 
 use std::sync::Arc;
 use std::time::Duration;

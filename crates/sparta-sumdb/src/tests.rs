@@ -7,7 +7,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use sha2::{Digest, Sha256};
 
-use crate::SumdbError;
 use crate::note::Verifier;
 use crate::path::SumdbPath;
 use crate::tlog::*;
@@ -56,7 +55,7 @@ fn note_refuses_tampering_and_other_keys() {
     let v = Verifier::parse(VKEY).unwrap();
     let tampered = signed_tree().replace("\n3\n", "\n4\n");
     assert!(
-        matches!(v.open(tampered.as_bytes()), Err(SumdbError::Invalid(m)) if m.contains("invalid signature"))
+        matches!(v.open(tampered.as_bytes()), Err(sparta_core::CoreError::InvalidSumdb(m)) if m.contains("invalid signature"))
     );
     for other in [VKEY_SAME_NAME, VKEY_OTHER] {
         let err = Verifier::parse(other)
@@ -193,7 +192,7 @@ impl Naive {
 }
 
 impl StoredHashes for Naive {
-    fn stored(&mut self, level: u32, n: u64) -> Result<Hash, SumdbError> {
+    fn stored(&mut self, level: u32, n: u64) -> Result<Hash, sparta_core::CoreError> {
         let lo = (n << level) as usize;
         Ok(self.hash(lo, lo + (1 << level)))
     }

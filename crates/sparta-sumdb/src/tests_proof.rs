@@ -39,7 +39,7 @@ fn record_text(i: u64) -> String {
 struct Leaves(Vec<Hash>);
 
 impl StoredHashes for Leaves {
-    fn stored(&mut self, level: u32, n: u64) -> Result<Hash, SumdbError> {
+    fn stored(&mut self, level: u32, n: u64) -> Result<Hash, sparta_core::CoreError> {
         fn sub(l: &[Hash]) -> Hash {
             if l.len() == 1 {
                 return l[0];

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::SumdbError;
+use crate::CoreError;
 
 const ALG_ED25519: u8 = 1;
 /// Notes beyond this many signatures are refused, as the note package does.
@@ -26,8 +26,9 @@ pub struct Verifier {
 
 impl Verifier {
     /// Parses `<name>+<hash>+<key>` and checks the hash matches the key.
-    pub fn parse(vkey: &str) -> Result<Self, SumdbError> {
-        let bad = |why: &str| SumdbError::Invalid(format!("invalid verifier key {vkey:?}: {why}"));
+    pub fn parse(vkey: &str) -> Result<Self, CoreError> {
+        let bad =
+            |why: &str| CoreError::InvalidSumdb(format!("invalid verifier key {vkey:?}: {why}"));
         let mut parts = vkey.splitn(3, '+');
         let (Some(name), Some(hash16), Some(key64)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -69,8 +70,9 @@ impl Verifier {
     /// Verifies a signed note and returns its text. At least one signature
     /// must be by this key; signatures by other keys are ignored, a bad
     /// signature by this key is an error.
-    pub fn open<'a>(&self, msg: &'a [u8]) -> Result<&'a str, SumdbError> {
-        let malformed = || SumdbError::Invalid(format!("malformed signed note from {}", self.name));
+    pub fn open<'a>(&self, msg: &'a [u8]) -> Result<&'a str, CoreError> {
+        let malformed =
+            || CoreError::InvalidSumdb(format!("malformed signed note from {}", self.name));
         let msg = std::str::from_utf8(msg).map_err(|_| malformed())?;
         if msg.chars().any(|c| c < ' ' && c != '\n') {
             return Err(malformed());
@@ -102,7 +104,7 @@ impl Verifier {
             verified = true;
         }
         if !verified {
-            return Err(SumdbError::Invalid(format!(
+            return Err(CoreError::InvalidSumdb(format!(
                 "signed note has no signature by {}+{:08x}",
                 self.name, self.hash
             )));
@@ -110,8 +112,8 @@ impl Verifier {
         Ok(text)
     }
 
-    fn bad_signature(&self) -> SumdbError {
-        SumdbError::Invalid(format!(
+    fn bad_signature(&self) -> CoreError {
+        CoreError::InvalidSumdb(format!(
             "invalid signature for key {}+{:08x}",
             self.name, self.hash
         ))

@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use sha2::{Digest, Sha256};
 
-use crate::SumdbError;
+use crate::CoreError;
 
 /// A SHA-256 tree hash.
 pub type Hash = [u8; 32];
@@ -52,8 +52,8 @@ pub struct Tree {
 impl Tree {
     /// Parses a verified note text `go.sum database tree\n<N>\n<base64 hash>\n...`
     /// (later lines are ignored for forward compatibility, as tlog does).
-    pub fn parse(text: &str) -> Result<Tree, SumdbError> {
-        let bad = || SumdbError::Invalid("malformed signed tree head".into());
+    pub fn parse(text: &str) -> Result<Tree, CoreError> {
+        let bad = || CoreError::InvalidSumdb("malformed signed tree head".into());
         let rest = text
             .strip_prefix("go.sum database tree\n")
             .ok_or_else(bad)?;
@@ -86,8 +86,8 @@ pub struct Record<'a> {
 
 impl<'a> Record<'a> {
     /// Splits `<id>\n<text>\n<signed note>` and checks the text's syntax.
-    pub fn parse(msg: &'a [u8]) -> Result<Self, SumdbError> {
-        let bad = || SumdbError::Invalid("malformed lookup record".into());
+    pub fn parse(msg: &'a [u8]) -> Result<Self, CoreError> {
+        let bad = || CoreError::InvalidSumdb("malformed lookup record".into());
         let nl = msg.iter().position(|&b| b == b'\n').ok_or_else(bad)?;
         let id_str = std::str::from_utf8(&msg[..nl]).map_err(|_| bad())?;
         let id: u64 = id_str.parse().map_err(|_| bad())?;
@@ -246,7 +246,7 @@ pub fn subtree_from_tile(data: &[u8]) -> Hash {
 /// A source of complete-subtree hashes by (level, n).
 pub trait StoredHashes {
     /// The hash of the complete subtree over leaves [n*2^level, (n+1)*2^level).
-    fn stored(&mut self, level: u32, n: u64) -> Result<Hash, SumdbError>;
+    fn stored(&mut self, level: u32, n: u64) -> Result<Hash, CoreError>;
 }
 
 /// Largest power of two strictly below `n` (n >= 2).
@@ -255,7 +255,7 @@ fn split_point(n: u64) -> u64 {
 }
 
 /// Hash of the tree over leaves [lo, hi).
-pub fn range_hash(lo: u64, hi: u64, src: &mut impl StoredHashes) -> Result<Hash, SumdbError> {
+pub fn range_hash(lo: u64, hi: u64, src: &mut impl StoredHashes) -> Result<Hash, CoreError> {
     let size = hi - lo;
     if size.is_power_of_two() && lo.is_multiple_of(size) {
         return src.stored(size.trailing_zeros(), lo >> size.trailing_zeros());
@@ -275,7 +275,7 @@ pub fn root_with_leaf(
     index: u64,
     leaf: Hash,
     src: &mut impl StoredHashes,
-) -> Result<Hash, SumdbError> {
+) -> Result<Hash, CoreError> {
     root_with_node(lo, hi, 0, index, leaf, src)
 }
 
@@ -291,8 +291,8 @@ pub fn root_with_node(
     index: u64,
     node: Hash,
     src: &mut impl StoredHashes,
-) -> Result<Hash, SumdbError> {
-    let outside = || SumdbError::Invalid("subtree is outside the tree".into());
+) -> Result<Hash, CoreError> {
+    let outside = || CoreError::InvalidSumdb("subtree is outside the tree".into());
     if level >= 63 {
         return Err(outside());
     }
@@ -325,12 +325,7 @@ pub fn root_with_node(
 
 /// The tiles holding what [`root_with_node`] needs for (`level`, `index`) in a
 /// tree of `size` records.
-pub fn node_proof_tiles(
-    h: u32,
-    level: u32,
-    index: u64,
-    size: u64,
-) -> Result<Vec<Tile>, SumdbError> {
+pub fn node_proof_tiles(h: u32, level: u32, index: u64, size: u64) -> Result<Vec<Tile>, CoreError> {
     let mut needed = Needed::default();
     root_with_node(0, size, level, index, [0; 32], &mut needed)?;
     Ok(tiles_of(h, &needed, size))
@@ -338,8 +333,8 @@ pub fn node_proof_tiles(
 
 /// The record hashes of a full data tile: its records are the formatted
 /// lookup texts without their id line, each ending in a blank line.
-pub fn data_tile_hashes(tile: &Tile, data: &[u8]) -> Result<Vec<u8>, SumdbError> {
-    let bad = || SumdbError::Invalid(format!("malformed data tile {}", tile.path()));
+pub fn data_tile_hashes(tile: &Tile, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+    let bad = || CoreError::InvalidSumdb(format!("malformed data tile {}", tile.path()));
     let mut out = Vec::with_capacity(tile.hash_bytes());
     let mut rest = data;
     while !rest.is_empty() {
@@ -363,7 +358,7 @@ pub fn data_tile_hashes(tile: &Tile, data: &[u8]) -> Result<Vec<u8>, SumdbError>
 pub struct Needed(pub Vec<(u32, u64)>);
 
 impl StoredHashes for Needed {
-    fn stored(&mut self, level: u32, n: u64) -> Result<Hash, SumdbError> {
+    fn stored(&mut self, level: u32, n: u64) -> Result<Hash, CoreError> {
         self.0.push((level, n));
         Ok([0; 32])
     }
@@ -377,15 +372,14 @@ pub struct FromTiles<'a> {
 }
 
 impl StoredHashes for FromTiles<'_> {
-    fn stored(&mut self, level: u32, n: u64) -> Result<Hash, SumdbError> {
+    fn stored(&mut self, level: u32, n: u64) -> Result<Hash, CoreError> {
         let (tile, range) = locate(self.h, level, n, self.size);
-        let data = self
-            .tiles
-            .get(&tile)
-            .ok_or_else(|| SumdbError::Invalid(format!("tile {} was not fetched", tile.path())))?;
+        let data = self.tiles.get(&tile).ok_or_else(|| {
+            CoreError::InvalidSumdb(format!("tile {} was not fetched", tile.path()))
+        })?;
         let bytes = range.start * HASH_SIZE..range.end * HASH_SIZE;
         if data.len() < bytes.end {
-            return Err(SumdbError::Invalid(format!(
+            return Err(CoreError::InvalidSumdb(format!(
                 "tile {} is too short",
                 tile.path()
             )));
@@ -396,7 +390,7 @@ impl StoredHashes for FromTiles<'_> {
 
 /// The tiles holding what an inclusion proof of `index` in a tree of `size`
 /// needs.
-pub fn proof_tiles(h: u32, index: u64, size: u64) -> Result<Vec<Tile>, SumdbError> {
+pub fn proof_tiles(h: u32, index: u64, size: u64) -> Result<Vec<Tile>, CoreError> {
     node_proof_tiles(h, 0, index, size)
 }
 
