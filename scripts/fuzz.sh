@@ -23,6 +23,8 @@ targets() {
 }
 
 build() {
+    # Not linted here (scripts/test.sh lints the workspace as it builds).
+    unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
     export RUSTC_BOOTSTRAP=1
     export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
