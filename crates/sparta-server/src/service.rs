@@ -28,6 +28,7 @@ mod pread;
 mod presigned;
 mod range;
 mod stored;
+mod zips;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -137,7 +138,7 @@ struct Inner {
     /// [`Proxy::look_with_lease`].
     missing: moka::sync::Cache<String, ()>,
     small_flights: Arc<Flights<Arc<CachedFile>>>,
-    zip_flights: Arc<Flights<Option<Arc<immutable::FetchedZip>>>>,
+    zip_flights: Arc<Flights<Option<Arc<zips::FetchedZip>>>>,
     metrics: Metrics,
     /// Which versions the store holds (for `/catalog`, `/index`, `/ui`).
     catalog: sparta_catalog::Catalog,

@@ -6,7 +6,7 @@
 use sparta_core::{FileKind, ModulePath, Version, key};
 
 use super::Proxy;
-use super::immutable::ZipLookup;
+use super::zips::ZipLookup;
 use crate::error::ProxyError;
 
 impl Proxy {
