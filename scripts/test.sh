@@ -45,12 +45,14 @@ cargo fmt --all -- --check
 # clippy -- -D warnings` passes it), so every dependency is compiled once,
 # not checked for clippy and then built again: minutes on a fresh 2-core
 # machine. The same targets as `cargo clippy --all-targets` (make lint).
-# Exported: the test runs after this find the same builds.
+# Exported: the test runs after this find the same builds. This also
+# builds target/debug/sparta (crates/sparta has an integration test), with
+# the workspace's features: `cargo build -p sparta` unifies fewer and would
+# compile the server a second time.
 RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver"
 CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 cargo test --workspace --all-targets --no-run
-cargo build -p sparta
 bash scripts/fuzz.sh build
 echo "test: rust lane done in $(($(date +%s) - started)) s" >&2
 
