@@ -43,19 +43,24 @@ pub fn check_zip<R: std::io::Read + std::io::Seek>(
     checked.finish(digests)
 }
 
-/// Threads for `items` independent pieces of CPU work: the cores, at most
-/// 4, at most one per piece.
+/// Threads for `items` independent pieces of CPU work: the cores (asked
+/// once: the answer reads cgroup files), at most 4, at most one per piece.
 pub(crate) fn worker_count(items: usize) -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4)
-        .min(items)
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    cores.min(4).min(items)
 }
+
+/// A zip inflating to less than this is checked on the calling thread:
+/// starting threads costs more than they save on the small zips most
+/// modules are (a cold fetch waits for its check).
+const PARALLEL_MIN_BYTES: u64 = 1 << 20;
 
 /// [`check_zip`], with the entries inflated and hashed on a few threads,
 /// each reading through its own clone of `zip` (which must read at its own
 /// position: a positioned-read file handle, a slice). The rules are checked
-/// first, in entry order, as in [`check_zip`].
+/// first, in entry order, as in [`check_zip`]. A small zip is checked on
+/// the calling thread alone.
 pub fn check_zip_parallel<R>(
     zip: R,
     module: &ModulePath,
@@ -64,8 +69,27 @@ pub fn check_zip_parallel<R>(
 where
     R: std::io::Read + std::io::Seek + Clone + Send,
 {
+    check_zip_threaded(zip, module, version, PARALLEL_MIN_BYTES)
+}
+
+/// [`check_zip_parallel`] with threads for zips that inflate to
+/// `min_bytes` or more (the tests set it to 0).
+fn check_zip_threaded<R>(
+    zip: R,
+    module: &ModulePath,
+    version: &Version,
+    min_bytes: u64,
+) -> Result<ZipSummary, CoreError>
+where
+    R: std::io::Read + std::io::Seek + Clone + Send,
+{
     let (archive, checked) = check_entries(zip, module, version)?;
-    let workers = worker_count(checked.files.len());
+    let bytes: u64 = checked.files.iter().map(|f| f.size).sum();
+    let workers = if bytes < min_bytes {
+        1
+    } else {
+        worker_count(checked.files.len())
+    };
     if workers < 2 {
         let mut archive = archive;
         let digests = checked.digests(&mut archive)?;
@@ -411,7 +435,7 @@ mod tests {
     fn check(zip: Vec<u8>) -> Result<ZipSummary, CoreError> {
         let (m, v) = hello();
         let one = check_zip(Cursor::new(zip.as_slice()), &m, &v);
-        let many = check_zip_parallel(Cursor::new(zip.as_slice()), &m, &v);
+        let many = check_zip_threaded(Cursor::new(zip.as_slice()), &m, &v, 0);
         assert_eq!(
             one.as_ref().map_err(ToString::to_string),
             many.as_ref().map_err(ToString::to_string)
@@ -467,7 +491,7 @@ mod tests {
         let v = Version::parse("v1.0.0").unwrap();
         let s = check_zip(Cursor::new(zip.as_slice()), &m, &v).unwrap();
         assert_eq!(
-            check_zip_parallel(Cursor::new(zip.as_slice()), &m, &v).unwrap(),
+            check_zip_threaded(Cursor::new(zip.as_slice()), &m, &v, 0).unwrap(),
             s
         );
         // Known answer from the go command's dirhash.HashZip on the same zip.
