@@ -161,20 +161,29 @@ impl Upstream {
         S: Fn(Option<u64>) -> SF,
         SF: std::future::Future<Output = Result<(), UpstreamError>>,
     {
-        // The closure borrows `file` mutably per attempt; attempts never overlap.
-        let file = tokio::sync::Mutex::new(file);
+        // The closure borrows `file` mutably per attempt; attempts never
+        // overlap. Only an attempt after one that may have written resets
+        // it (each reset is two trips to a blocking thread).
+        let file = tokio::sync::Mutex::new((file, false));
         let sized = &sized;
         self.walk(path, self.timeout, |proxy| {
             let file = &file;
             async move {
                 let url = format!("{}/{}", proxy.url, path);
-                let mut file = file.lock().await;
-                reset_file(&mut file).await?;
+                let mut held = file.lock().await;
+                let (file, used) = &mut *held;
+                if *used {
+                    reset_file(file).await?;
+                }
+                *used = true;
                 let response = self.send(&url).await?;
                 let expected = declared_length(&url, &response, limit)?;
                 sized(expected).await?;
                 let mut written: u64 = 0;
                 let mut body = response.bytes_stream();
+                // Chunks arrive a few KiB at a time; each write to a tokio
+                // file is a trip to a blocking thread.
+                let mut out = tokio::io::BufWriter::with_capacity(SPOOL_WRITE_BUFFER, &mut **file);
                 while let Some(chunk) = self.next_chunk(&url, &mut body).await? {
                     written += chunk.len() as u64;
                     if written > limit {
@@ -182,12 +191,12 @@ impl Upstream {
                             "{url}: body is over the {limit}-byte limit"
                         )));
                     }
-                    file.write_all(&chunk)
+                    out.write_all(&chunk)
                         .await
                         .map_err(|e| UpstreamError::Failed(format!("spool write failed: {e}")))?;
                 }
                 check_length(&url, expected, written)?;
-                file.flush()
+                out.flush()
                     .await
                     .map_err(|e| UpstreamError::Failed(format!("spool flush failed: {e}")))?;
                 Ok(written)
@@ -360,6 +369,9 @@ fn body_error(url: &str, e: &reqwest::Error) -> UpstreamError {
         UpstreamError::Failed(format!("{url}: body incomplete: {}", error_chain(e)))
     }
 }
+
+/// Bytes of a spooled body gathered before each write to the spool file.
+const SPOOL_WRITE_BUFFER: usize = 64 << 10;
 
 async fn reset_file(file: &mut tokio::fs::File) -> Result<(), UpstreamError> {
     let io = |e: std::io::Error| UpstreamError::Failed(format!("spool reset failed: {e}"));
