@@ -84,8 +84,7 @@ where
     R: std::io::Read + std::io::Seek + Clone + Send,
 {
     let (archive, checked) = check_entries(zip, module, version)?;
-    let bytes: u64 = checked.files.iter().map(|f| f.size).sum();
-    let workers = if bytes < min_bytes {
+    let workers = if checked.total < min_bytes {
         1
     } else {
         worker_count(checked.files.len())
