@@ -220,10 +220,11 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn zip_with_directory_entries_known_answer() {
+    /// example.com/m@v1.0.0 with directory entries (the root and `sub/`)
+    /// beside its two files; its hash is [`DIR_ZIP_H1`].
+    pub(crate) fn dir_zip() -> Vec<u8> {
         let p = "example.com/m@v1.0.0/";
-        let zip = build_zip(
+        build_zip(
             &[
                 (p, ""),
                 (&format!("{p}sub/"), ""),
@@ -231,11 +232,15 @@ pub(crate) mod tests {
                 (&format!("{p}sub/a.go"), "package sub\n"),
             ],
             zip::CompressionMethod::Deflated,
-        );
-        assert_eq!(
-            zip_h1(Cursor::new(zip)).unwrap(),
-            "h1:hCzx9aGcscj7PyJKtzU7KrFXka14kRas6Z5NwDaoncg="
-        );
+        )
+    }
+
+    /// Known answer from the go command's dirhash.HashZip on [`dir_zip`].
+    pub(crate) const DIR_ZIP_H1: &str = "h1:hCzx9aGcscj7PyJKtzU7KrFXka14kRas6Z5NwDaoncg=";
+
+    #[test]
+    fn zip_with_directory_entries_known_answer() {
+        assert_eq!(zip_h1(Cursor::new(dir_zip())).unwrap(), DIR_ZIP_H1);
     }
 
     #[test]
