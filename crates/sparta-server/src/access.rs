@@ -161,26 +161,27 @@ impl Access {
         let verdict = match self.decide(&mut caller, headers, proxy_path, None) {
             Some(verdict) => verdict,
             None => {
-                let checked = match &self.config.auth {
-                    Some(auth) => {
-                        let (auth, now) = (auth.clone(), Instant::now());
-                        let value = headers
-                            .get(header::AUTHORIZATION)
-                            .map(|v| v.as_bytes().to_vec());
-                        tokio::task::spawn_blocking(move || {
-                            auth.authenticate(value.as_deref(), now)
-                        })
-                        .await
-                        .unwrap_or(Err(AuthFailure::Rejected))
-                    }
-                    None => Err(AuthFailure::Rejected),
-                };
+                let checked = self.authenticate_blocking(headers).await;
                 self.decide(&mut caller, headers, proxy_path, Some(checked))
                     .unwrap_or(Err(Refusal::Auth(AuthFailure::Rejected)))
             }
         };
         self.count(&verdict);
         (caller, verdict)
+    }
+
+    /// The request's credential checked on a blocking thread.
+    async fn authenticate_blocking(&self, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
+        let Some(auth) = &self.config.auth else {
+            return Err(AuthFailure::Rejected);
+        };
+        let (auth, now) = (auth.clone(), Instant::now());
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes().to_vec());
+        tokio::task::spawn_blocking(move || auth.authenticate(value.as_deref(), now))
+            .await
+            .unwrap_or(Err(AuthFailure::Rejected))
     }
 
     fn caller(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Caller {
